@@ -1,0 +1,1 @@
+"""tabular_jax."""
