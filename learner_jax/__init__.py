@@ -1,10 +1,26 @@
 """learner_jax: the training engine shared by ulmfit_jax, tabular_jax and collab_jax."""
 
+from learner_jax.callbacks import (
+                                   Callback,
+                                   CancelFitException,
+                                   CheckpointCallback,
+                                   EarlyStoppingCallback,
+                                   NonFiniteLossError,
+                                   NormLoggerCallback,
+                                   SaveModelCallback,
+                                   TerminateOnNaNCallback,
+)
 from learner_jax.data import DataLoader, DataLoaders, Loader, prefetch
+from learner_jax.learner import Learner, minimum, steep, valley
 from learner_jax.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, L1LossFlat, MSELossFlat
+from learner_jax.metrics import F1Score, Metric, accuracy, error_rate, mae, mse, perplexity, rmse
 from learner_jax.model_io import ModelOutput
+from learner_jax.steps import StepSpec, TrainState, make_eval_step, make_train_step
 
 __all__ = [
-    "BCEWithLogitsLossFlat", "CrossEntropyLossFlat", "DataLoader", "DataLoaders", "L1LossFlat", "Loader",
-    "MSELossFlat", "ModelOutput", "prefetch",
+    "BCEWithLogitsLossFlat", "Callback", "CancelFitException", "CheckpointCallback", "CrossEntropyLossFlat",
+    "DataLoader", "DataLoaders", "EarlyStoppingCallback", "F1Score", "L1LossFlat", "Learner", "Loader",
+    "MSELossFlat", "Metric", "ModelOutput", "NonFiniteLossError", "NormLoggerCallback", "SaveModelCallback",
+    "StepSpec", "TerminateOnNaNCallback", "TrainState", "accuracy", "error_rate", "mae", "make_eval_step",
+    "make_train_step", "minimum", "mse", "perplexity", "prefetch", "rmse", "steep", "valley",
 ]

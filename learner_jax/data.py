@@ -20,8 +20,8 @@ loader protocol above is small enough to wrap a Grain iterator if one is needed.
 
 from __future__ import annotations
 
-import threading
 import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol

@@ -1,0 +1,171 @@
+"""Callbacks with fastai's event names. The learner calls ``before_fit``, ``before_epoch``,
+``after_batch(metrics)`` (host values of one step), ``after_epoch`` and ``after_fit``; a callback stops
+training by raising ``CancelFitException``."""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # the learner imports us; annotations only
+    from learner_jax.learner import Learner
+
+
+class CancelFitException(Exception):
+    """Raised by a callback to end ``fit`` cleanly (after_fit still runs)."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss; the learner keeps the last good state."""
+
+
+class Callback:
+    order = 0
+
+    def before_fit(self, learn: Learner) -> None: ...
+
+    def before_epoch(self, learn: Learner) -> None: ...
+
+    def after_batch(self, learn: Learner, metrics: dict) -> None: ...
+
+    def after_epoch(self, learn: Learner) -> None: ...
+
+    def after_fit(self, learn: Learner) -> None: ...
+
+
+class TerminateOnNaNCallback(Callback):
+    """Stops at the first non-finite training loss with an error naming the step; the learner's state is
+    rolled back to the one before that step (the last good state)."""
+
+    order = -10
+
+    def after_batch(self, learn, metrics):
+        if not math.isfinite(float(metrics["loss"])):
+            learn.rollback_to_good_state()
+            raise NonFiniteLossError(f"loss is {float(metrics['loss'])} at step {int(metrics['step'])} "
+                                     f"(epoch {learn.epoch}); the learner holds the last good state")
+
+
+class _Monitor(Callback):
+    def __init__(self, monitor: str = "valid_loss", comp=None, min_delta: float = 0.0):
+        self.monitor, self.min_delta = monitor, min_delta
+        if comp is None:
+            comp = operator.lt if ("loss" in monitor or "error" in monitor) else operator.gt
+        self.comp = comp
+        if comp is operator.lt:
+            self.min_delta = -self.min_delta
+
+    def before_fit(self, learn):
+        self.best = math.inf if self.comp is operator.lt else -math.inf
+        self.improved = False
+
+    def _current(self, learn) -> float:
+        names = learn.recorder.metric_names[1:-1]  # drop epoch and time
+        if self.monitor not in names:
+            raise ValueError(f"cannot monitor {self.monitor!r}: the recorded values are {names}")
+        return learn.recorder.values[-1][names.index(self.monitor)]
+
+    def after_epoch(self, learn):
+        value = self._current(learn)
+        self.improved = self.comp(value - self.min_delta, self.best)
+        if self.improved:
+            self.best = value
+
+
+class EarlyStoppingCallback(_Monitor):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+
+    def __init__(self, monitor="valid_loss", comp=None, min_delta=0.0, patience=1):
+        super().__init__(monitor, comp, min_delta)
+        self.patience = patience
+
+    def before_fit(self, learn):
+        super().before_fit(learn)
+        self.wait = 0
+
+    def after_epoch(self, learn):
+        super().after_epoch(learn)
+        self.wait = 0 if self.improved else self.wait + 1
+        if self.wait >= self.patience:
+            print(f"No improvement since epoch {learn.epoch - self.wait}: early stopping")
+            raise CancelFitException()
+
+
+class SaveModelCallback(_Monitor):
+    """Save the model whenever ``monitor`` improves (or every epoch), and load the best at the end."""
+
+    order = 10
+
+    def __init__(self, monitor="valid_loss", comp=None, min_delta=0.0, fname="model", every_epoch=False,
+                 with_opt=False):
+        super().__init__(monitor, comp, min_delta)
+        self.fname, self.every_epoch, self.with_opt = fname, every_epoch, with_opt
+
+    def after_epoch(self, learn):
+        if self.every_epoch:
+            learn.save(f"{self.fname}_{learn.epoch}", with_opt=self.with_opt)
+            return
+        super().after_epoch(learn)
+        if self.improved:
+            print(f"Better model found at epoch {learn.epoch} with {self.monitor} value: {self.best}.")
+            learn.save(self.fname, with_opt=self.with_opt)
+
+    def after_fit(self, learn):
+        if not self.every_epoch and Path(learn.path, learn.model_dir, self.fname).exists():
+            learn.load(self.fname, with_opt=self.with_opt)
+
+
+class NormLoggerCallback(Callback):
+    """Records gradient, parameter and update norms per step in ``learn.recorder`` (and optionally prints
+    them every ``every`` steps): cheap, and the first thing to look at when training diverges."""
+
+    def __init__(self, every: int | None = None):
+        self.every = every
+
+    def after_batch(self, learn, metrics):
+        r = learn.recorder
+        r.grad_norms.append(float(metrics["grad_norm"]))
+        r.param_norms.append(float(metrics["param_norm"]))
+        if self.every and int(metrics["step"]) % self.every == 0:
+            print(f"step {int(metrics['step'])}: grad_norm {r.grad_norms[-1]:.4g} "
+                  f"param_norm {r.param_norms[-1]:.4g} update_norm {float(metrics['update_norm']):.4g}")
+
+
+class CheckpointCallback(Callback):
+    """Save the whole training state (params, optimizer state, step, freeze stage, schedule, data position,
+    RNG seed) every ``every_n_steps`` steps and/or each epoch, with orbax; resume with
+    ``learn.fit_one_cycle(..., resume_from=directory)`` (or ``fit``)."""
+
+    order = 20
+
+    def __init__(self, directory: str | os.PathLike, every_n_steps: int | None = None, every_epoch: bool = True,
+                 keep: int = 2):
+        self.directory, self.every_n_steps, self.every_epoch, self.keep = directory, every_n_steps, every_epoch, keep
+        self.store = None
+
+    def before_fit(self, learn):
+        from learner_jax.checkpoint import TrainingCheckpoints
+
+        self.store = TrainingCheckpoints(self.directory, keep=self.keep)
+
+    def after_batch(self, learn, metrics):
+        if self.every_n_steps and (int(metrics["step"]) + 1) % self.every_n_steps == 0 and learn.batch_pos_known:
+            learn.save_training_checkpoint(self.store)
+
+    def after_epoch(self, learn):
+        if self.every_epoch:
+            learn.save_training_checkpoint(self.store)
+
+    def after_fit(self, learn):
+        if self.store is not None:
+            self.store.wait()
+            self.store.close()
+
+
+def finite(x) -> bool:
+    return bool(np.all(np.isfinite(np.asarray(x))))
