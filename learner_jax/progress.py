@@ -39,8 +39,8 @@ def batch_bar(it: Iterable, total: int, enabled: bool = True, desc: str = "") ->
     if not enabled:
         yield from it
         return
-    with tqdm(it, total=total, leave=False, desc=desc, mininterval=0.5, dynamic_ncols=True,
-              disable=None)  # None: off when not a terminal/notebook (logs, CI) as bar:
+    # disable=None: off when stdout is not a terminal or notebook (logs, CI)
+    with tqdm(it, total=total, leave=False, desc=desc, mininterval=0.5, dynamic_ncols=True, disable=None) as bar:
         yield from bar
 
 
