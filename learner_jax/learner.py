@@ -238,7 +238,7 @@ class Learner:
         n_batches = len(train)
         if n_batches == 0:
             raise ValueError("the training loader yields no batches (fewer rows than bs with drop_last?)")
-        cbs = self._callbacks(cbs)
+        cbs = self._active_cbs = self._callbacks(cbs)
         self.recorder.reset(self._metric_names())
         self.state = self.state.replace(sched=replicate(make_sched(n_epoch * n_batches, int(self.state.step)),
                                                         self.mesh))

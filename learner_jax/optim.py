@@ -83,7 +83,8 @@ def exponential(start: np.ndarray, end: np.ndarray, num_it: int, mom: float, fir
 
 
 def _interp(start, end, p, exp):
-    cos = start + (1 + jnp.cos(jnp.pi * (1 - p))) * (end - start) / 2
+    # fastai's start + (1 + cos(pi*(1-p))) * (end-start)/2, rewritten to stay exact in float32 near both ends
+    cos = end + (start - end) * (1 + jnp.cos(jnp.pi * p)) / 2
     safe_start = jnp.where(start > 0, start, 1.0)
     expo = safe_start * (jnp.where(start > 0, end, 1.0) / safe_start) ** p
     return jnp.where(exp, expo, cos)
