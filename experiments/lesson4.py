@@ -1,0 +1,56 @@
+"""The main job: fastai Lesson 4 in JAX -- tabular, collaborative filtering and ULMFiT text, in that order.
+
+    python -m experiments.lesson4                 # every part, offline on a fresh clone
+    python -m experiments.lesson4 --part collab   # one part (tabular | collab | text | engine)
+    python -m experiments.lesson4 --data-dir ../shared/data   # use local copies of the real datasets
+
+Each part prints fastai's epoch table and a short summary. Without local data a part says so plainly and
+falls back to bundled or generated data (see each part's module docstring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import time
+
+PARTS = {
+    "tabular": "experiments.tabular_lesson",
+    "collab": "experiments.collab_lesson",
+    "text": "experiments.text_lesson",
+    "engine": "experiments.engine_demo",
+}
+DEFAULT_PARTS = ("tabular", "collab", "text")
+
+
+def run_part(name: str, data_dir: str | None, quick: bool) -> dict:
+    module = importlib.import_module(PARTS[name])
+    if name == "engine":
+        return module.run(quick=quick)
+    return module.run(data_dir=data_dir, quick=quick)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", action="append", choices=sorted(PARTS), help="run only these parts")
+    ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA"),
+                    help="folder with the real datasets (default: $LESSON4_DATA)")
+    ap.add_argument("--quick", action="store_true", help="a smaller, faster run (smoke test)")
+    args = ap.parse_args(argv)
+    results = {}
+    for name in args.part or DEFAULT_PARTS:
+        print(f"\n=== Lesson 4: {name} ===", flush=True)
+        t0 = time.perf_counter()
+        results[name] = run_part(name, args.data_dir, args.quick)
+        print(f"=== {name} done in {time.perf_counter() - t0:.1f}s ===", flush=True)
+    print("\nSummary:")
+    for name, res in results.items():
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()
+                          if isinstance(v, (int, float, str)))
+        print(f"  {name}: {shown}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
