@@ -12,10 +12,15 @@ Any object with ``bs``, ``__len__`` and ``batches(epoch, start=0)`` is a loader 
 sampling implement the same protocol). ``batches`` must be a pure function of ``(seed, epoch)`` so that a
 resumed run sees exactly the batches an uninterrupted one would.
 
-Why hand-written rather than Grain: our datasets are in-memory arrays indexed by a permutation; a batch is one
-fancy-index per array (microseconds), so Grain's worker processes and record readers add start-up cost and
-pickling without a throughput gain here. Grain remains the right tool for out-of-core record files; the
-loader protocol above is small enough to wrap a Grain iterator if one is needed.
+Why hand-written rather than Grain: our datasets are in-memory arrays indexed by a permutation, so a batch is
+one fancy-index per array. Measured with ``python -m experiments.bench.bench_loader`` (200k rows, bs 64, this
+2-core CPU, grain 0.2.18): ours 72k batches/s, Grain ``MapDataset.shuffle().batch(batch_fn=...)`` 1.5k/s,
+Grain per-record map + batch 1.1k/s -- Grain is ~50x slower here, because it walks records one by one in
+Python. Its strengths (checkpointable iterators, worker processes for expensive per-record decoding,
+out-of-core record files) do not apply: our iterators are checkpointable already (``batches(epoch, start)`` is a
+pure function of the seed, stored in training checkpoints), and the per-batch work is too small for worker
+processes to pay for their pickling. The loader protocol is small enough to wrap a Grain iterator when a
+dataset does need record files.
 """
 
 from __future__ import annotations
