@@ -11,6 +11,7 @@ from learner_jax.callbacks import (
                                    TerminateOnNaNCallback,
 )
 from learner_jax.data import DataLoader, DataLoaders, Loader, prefetch
+from learner_jax.download import URLs, download_url, untar_data
 from learner_jax.learner import Learner, minimum, steep, valley
 from learner_jax.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, L1LossFlat, MSELossFlat
 from learner_jax.metrics import F1Score, Metric, accuracy, error_rate, mae, mse, perplexity, rmse
@@ -21,6 +22,6 @@ __all__ = [
     "BCEWithLogitsLossFlat", "Callback", "CancelFitException", "CheckpointCallback", "CrossEntropyLossFlat",
     "DataLoader", "DataLoaders", "EarlyStoppingCallback", "F1Score", "L1LossFlat", "Learner", "Loader",
     "MSELossFlat", "Metric", "ModelOutput", "NonFiniteLossError", "NormLoggerCallback", "SaveModelCallback",
-    "StepSpec", "TerminateOnNaNCallback", "TrainState", "accuracy", "error_rate", "mae", "make_eval_step",
-    "make_train_step", "minimum", "mse", "perplexity", "prefetch", "rmse", "steep", "valley",
+    "StepSpec", "TerminateOnNaNCallback", "TrainState", "URLs", "accuracy", "download_url", "error_rate", "mae", "make_eval_step",
+    "make_train_step", "minimum", "mse", "perplexity", "prefetch", "rmse", "steep", "untar_data", "valley",
 ]

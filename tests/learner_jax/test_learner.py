@@ -231,3 +231,21 @@ def test_bad_batch_size_for_devices_and_empty_train():
         DataLoader(x, y, bs=20, shuffle=True)
     assert splitter(("l2", "kernel")) == 1 and accuracy.name == "accuracy"
     assert toy_dls().train.bs == 32
+
+
+def test_readme_custom_loop_with_pure_steps():
+    from learner_jax import make_eval_step, make_train_step
+
+    learn = toy_learner()
+    learn.fit(1, 1e-2)  # sets a constant schedule in the state
+    train_step = jax.jit(make_train_step(learn.spec))
+    eval_step = jax.jit(make_eval_step(learn.spec))
+    state = learn.state
+    losses = []
+    for epoch in range(2):
+        for batch in learn.dls.train.batches(epoch):
+            state, metrics = train_step(state, batch, learn.rng)
+            losses.append(float(metrics["loss"]))
+    assert int(state.step) == int(learn.state.step) + 2 * len(learn.dls.train)
+    _, stats = eval_step(state, learn.dls.valid.one_batch())
+    assert float(stats["loss_n"]) == learn.dls.valid.bs and np.isfinite(losses).all()
