@@ -22,6 +22,7 @@ __all__ = [
     "BCEWithLogitsLossFlat", "Callback", "CancelFitException", "CheckpointCallback", "CrossEntropyLossFlat",
     "DataLoader", "DataLoaders", "EarlyStoppingCallback", "F1Score", "L1LossFlat", "Learner", "Loader",
     "MSELossFlat", "Metric", "ModelOutput", "NonFiniteLossError", "NormLoggerCallback", "SaveModelCallback",
-    "StepSpec", "TerminateOnNaNCallback", "TrainState", "URLs", "accuracy", "download_url", "error_rate", "mae", "make_eval_step",
+    "StepSpec", "TerminateOnNaNCallback", "TrainState", "URLs", "accuracy", "download_url", "error_rate", "mae",
+    "make_eval_step",
     "make_train_step", "minimum", "mse", "perplexity", "prefetch", "rmse", "steep", "untar_data", "valley",
 ]
