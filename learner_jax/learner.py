@@ -286,12 +286,13 @@ class Learner:
             self.state = self.state.replace(carry=self._fresh_carry(train.bs))
         self.batch_pos_known = True
         batches = prefetch(train.batches(self.epochs_done, start_batch), size=2, put=self._shard)
+        step = int(self.state.step)  # tracked on the host: reading it from the state each step would sync
         for b, batch in enumerate(batch_bar(batches, len(train) - start_batch, self.progress), start=start_batch):
             self._good_state = self.state
-            step = int(self.state.step)
             self.state, metrics = step_fn(self.state, batch, self.rng)
             host = jax.device_get(metrics)
             host["step"] = step
+            step += 1
             self.batch_idx = b + 1
             self._after_step(cbs, host)
 
