@@ -1,0 +1,146 @@
+"""``collab_learner``: the fastai factory, returning a ``CollabLearner`` (the engine's Learner plus the lesson's
+``predict``, ``bias``, ``weight`` and top-N recommendations over raw user and item ids).
+
+Unseen ids: a user or item absent from the training split maps to index 0 (``#na#``). No training row ever has
+index 0, so that embedding row keeps its near-zero initialisation (shrunk further by weight decay): the dot
+model then predicts about ``sigmoid_range(bias of the known side)``, i.e. an item's (or user's) bias-only
+rating; ``EmbeddingNN`` gives an equally uninformed guess; the hybrid model uses the newcomer's metadata.
+``predict`` and ``test_dl`` warn with the count; ``bias``/``weight`` refuse unseen ids as fastai does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from flax import nnx
+
+from collab_jax.data import NA, CollabDataLoaders, categorize
+from collab_jax.interpret import recommend
+from collab_jax.models import EmbeddingDotBias, EmbeddingNN, HybridDotBias, emb_sz_rule
+from learner_jax.learner import Learner
+from learner_jax.losses import MSELossFlat
+
+
+class CollabLearner(Learner):
+    """A ``Learner`` over ``CollabDataLoaders`` that speaks raw user and item ids."""
+
+    dls: CollabDataLoaders
+
+    def _frame(self, data: pd.DataFrame | tuple | Sequence[tuple]) -> pd.DataFrame:
+        if isinstance(data, pd.DataFrame):
+            return data
+        rows = [data] if isinstance(data, tuple) else list(data)
+        if not rows or any(len(r) != 2 for r in rows):
+            raise ValueError("predict takes a DataFrame with the user and item columns, a (user, item) pair, or a "
+                             "list of such pairs")
+        return pd.DataFrame(rows, columns=[self.dls.user_name, self.dls.item_name])
+
+    def predict(self, data: pd.DataFrame | tuple | Sequence[tuple], warn_unseen: bool = True) -> np.ndarray:
+        """Predicted ratings for raw (user, item) ids: a DataFrame with the loaders' user/item columns, one
+        ``(user, item)`` pair, or a list of pairs. Unseen ids: see the module docstring (a warning counts them)."""
+        df = self._frame(data)
+        preds, _ = self.get_preds(dl=self.dls.test_dl(df, warn_unseen=warn_unseen))
+        return np.asarray(preds, np.float32).reshape(len(df))
+
+    def _idx(self, arr: Sequence[Any], is_item: bool) -> np.ndarray:
+        name = self.dls.item_name if is_item else self.dls.user_name
+        idx = categorize(pd.Series(list(arr), dtype=object), self.dls.classes[name])
+        unknown = [a for a, i in zip(arr, idx) if i == 0]
+        if unknown:
+            raise KeyError(f"{'item' if is_item else 'user'}(s) {unknown[:5]} not in the training data (they map "
+                           f"to {NA}); an id present in the original data may have been split into validation only")
+        return idx
+
+    def _table(self, kind: str, is_item: bool) -> np.ndarray:
+        p = self.params
+        if "embeds" in p:  # EmbeddingNN: embeds[0] users, embeds[1] items; it has no bias
+            if kind == "bias":
+                raise ValueError("EmbeddingNN has no user/item biases; use the dot model (use_nn=False)")
+            return np.asarray(p["embeds"][1 if is_item else 0]["embedding"])
+        key = f"{'i' if is_item else 'u'}_{kind}"
+        return np.asarray(p[key]["embedding"])
+
+    def bias(self, arr: Sequence[Any], is_item: bool = True) -> np.ndarray:
+        """The learned bias of each raw item (or user, ``is_item=False``) id in ``arr`` (fastai's
+        ``learn.model.bias``); for the hybrid model the id part only."""
+        return self._table("bias", is_item)[self._idx(arr, is_item), 0]
+
+    def weight(self, arr: Sequence[Any], is_item: bool = True) -> np.ndarray:
+        """The learned factors ``(len(arr), n_factors)`` of each raw item (or user) id (fastai's
+        ``learn.model.weight``); the item embeddings for ``EmbeddingNN``."""
+        return self._table("weight", is_item)[self._idx(arr, is_item)]
+
+    def recommend(self, user: Any, n: int = 10, exclude_rated: bool = True,
+                  exclude: Sequence[Any] = ()) -> pd.DataFrame:
+        """The ``n`` items with the highest predicted rating for a raw user id, leaving out what the user rated
+        in the training data (and ``exclude``): ``collab_jax.interpret.recommend``."""
+        return recommend(self, user, n=n, exclude_rated=exclude_rated, exclude=exclude)
+
+
+def get_emb_sz(dls: CollabDataLoaders, sz_dict: dict[str, int] | None = None) -> list[tuple[int, int]]:
+    """[(n_users, size), (n_items, size)] by fastai's rule unless ``sz_dict`` names a size for the column."""
+    sz_dict = sz_dict or {}
+    unknown = set(sz_dict) - {dls.user_name, dls.item_name}
+    if unknown:
+        raise ValueError(f"emb_szs names {sorted(unknown)}, which are not the user/item columns "
+                         f"{[dls.user_name, dls.item_name]}")
+    return [(n, int(sz_dict.get(name, emb_sz_rule(n))))
+            for name, n in ((dls.user_name, dls.n_users), (dls.item_name, dls.n_items))]
+
+
+def _check_y_range(dls: CollabDataLoaders, y_range: tuple[float, float] | None) -> None:
+    if y_range is None:
+        return
+    lo, hi = float(y_range[0]), float(y_range[1])
+    if not lo < hi:
+        raise ValueError(f"y_range must be (low, high) with low < high, got {y_range}")
+    rmin, rmax = dls.rating_range
+    if rmin < lo or rmax > hi:
+        warnings.warn(f"training ratings span [{rmin:g}, {rmax:g}] but y_range=({lo:g}, {hi:g}): the sigmoid "
+                      "output can never reach ratings outside y_range (fastai's lesson widens it, e.g. (0, 5.5) "
+                      "for 1-5 stars)", stacklevel=3)
+
+
+def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = False,
+                   emb_szs: dict[str, int] | None = None, layers: Sequence[int] | None = None,
+                   config: dict | None = None, y_range: tuple[float, float] | None = None, loss_func=None,
+                   use_meta: bool | None = None, seed: int = 0, device_epoch: bool = True,
+                   **kwargs: Any) -> CollabLearner:
+    """fastai's ``collab_learner``: ``EmbeddingDotBias`` (default) or ``EmbeddingNN`` (``use_nn=True``, hidden
+    ``layers`` default ``[n_factors]``, embedding sizes by fastai's rule or ``emb_szs``), MSE loss.
+
+    ``config`` holds the model's other keyword arguments (``EmbeddingNN``: ``ps``, ``embed_p``, ``use_bn``...;
+    the hybrid: ``id_drop``). Beyond fastai: ``use_meta`` (default: whether ``dls`` carries metadata) builds the hybrid
+    ``HybridDotBias``;
+    ``seed`` sets initialisation, shuffling and dropout; ``device_epoch`` (default on) runs each training epoch
+    as one jitted ``lax.scan``. Other keyword arguments (``wd``, ``lr``, ``metrics``, ``cbs``...) go to ``Learner``.
+    """
+    if not isinstance(dls, CollabDataLoaders):
+        raise TypeError(f"collab_learner needs CollabDataLoaders, got {type(dls).__name__}")
+    _check_y_range(dls, y_range)
+    has_meta = dls.user_meta is not None or dls.item_meta is not None
+    use_meta = has_meta if use_meta is None else use_meta
+    if use_meta and not has_meta:
+        raise ValueError("use_meta=True needs loaders built with user_meta= and/or item_meta=")
+    if use_meta and use_nn:
+        raise ValueError("the hybrid metadata model is a dot model: pass use_nn=False with use_meta=True")
+    rngs = nnx.Rngs(params=seed)
+    if use_nn:
+        config = dict(config or {})
+        if y_range is not None:
+            config["y_range"] = y_range
+        model = EmbeddingNN(get_emb_sz(dls, emb_szs), list(layers) if layers is not None else [n_factors],
+                            **config, rngs=rngs)
+    elif use_meta:
+        n_uf = dls.user_meta.n_features if dls.user_meta is not None else 0
+        n_if = dls.item_meta.n_features if dls.item_meta is not None else 0
+        model = HybridDotBias(n_factors, dls.n_users, dls.n_items, n_uf, n_if, y_range=y_range, **(config or {}),
+                              rngs=rngs)
+    else:
+        model = EmbeddingDotBias(n_factors, dls.n_users, dls.n_items, y_range=y_range, rngs=rngs)
+    return CollabLearner(dls, model, loss_func if loss_func is not None else MSELossFlat(), seed=seed,
+                         device_epoch=device_epoch, path=kwargs.pop("path", dls.path), **kwargs)
