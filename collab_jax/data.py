@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from collab_jax.metadata import HybridInput, MetaEncoder
+from collab_jax.metadata import HybridInput, MetaEncoder, plain
 from learner_jax.data import DataLoader, DataLoaders
 
 NA = "#na#"
@@ -56,14 +56,14 @@ def check_ratings(ratings: pd.DataFrame, user_name: str, item_name: str, rating_
     if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
         num = pd.to_numeric(col, errors="coerce")
         bad = col[num.isna() & col.notna()]
-        first = f"; row {bad.index[0]!r} holds {bad.iloc[0]!r}" if len(bad) else ""
+        first = f"; row {plain(bad.index[0])!r} holds {plain(bad.iloc[0])!r}" if len(bad) else ""
         raise ValueError(f"rating column {rating_name!r} must be numeric, it has dtype {col.dtype}{first}")
     values = col.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"rating column {rating_name!r} has {int(bad.sum())} NaN or infinite value(s); the first "
-                         f"is at row {ratings.index[i]!r} ({values[i]}): drop or fill them first")
+                         f"is at row {plain(ratings.index[i])!r} ({values[i]}): drop or fill them first")
     for name in (user_name, item_name):
         n_missing = int(ratings[name].isna().sum())
         if n_missing:
@@ -71,9 +71,9 @@ def check_ratings(ratings: pd.DataFrame, user_name: str, item_name: str, rating_
     dup = ratings.duplicated([user_name, item_name], keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
-        pair = (ratings[user_name].iloc[i], ratings[item_name].iloc[i])
+        pair = (plain(ratings[user_name].iloc[i]), plain(ratings[item_name].iloc[i]))
         warnings.warn(f"{int(dup.sum())} duplicate ({user_name}, {item_name}) pair(s) in ratings, e.g. {pair!r} "
-                      f"at row {ratings.index[i]!r}: each stays a separate example (as in fastai); aggregate "
+                      f"at row {plain(ratings.index[i])!r}: each stays a separate example (as in fastai); aggregate "
                       f"them first (e.g. ratings.groupby([{user_name!r}, {item_name!r}]).mean()) if that is "
                       "not intended", stacklevel=3)
     return values.astype(np.float32)

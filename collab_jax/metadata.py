@@ -25,6 +25,11 @@ class HybridInput(NamedTuple):
     item: Any
 
 
+def plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds, so error messages show ``1``, not ``np.int64(1)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_columns(df: pd.DataFrame, key: str, names: Sequence[str], what: str) -> None:
     for name in (key, *names):
         if name not in df.columns:
@@ -47,7 +52,7 @@ class MetaEncoder:
         0/1 ``flag_names``."""
         _check_columns(df, key, [*cat_names, *cont_names, *flag_names], "metadata")
         if df[key].duplicated().any():
-            dup = df[key][df[key].duplicated()].iloc[0]
+            dup = plain(df[key][df[key].duplicated()].iloc[0])
             raise ValueError(f"metadata key {key!r} must be unique per row; {dup!r} appears more than once")
         blocks, columns = [], []
         for name in cat_names:
@@ -60,7 +65,8 @@ class MetaEncoder:
             col = pd.to_numeric(df[name], errors="coerce")
             bad = df[name].notna() & col.isna()
             if bad.any():
-                raise ValueError(f"continuous metadata column {name!r} holds non-numeric {df[name][bad].iloc[0]!r}")
+                first = plain(df[name][bad].iloc[0])
+                raise ValueError(f"continuous metadata column {name!r} holds non-numeric {first!r}")
             v = col.to_numpy(np.float64)
             mean, std = np.nanmean(v), np.nanstd(v)
             z = (v - mean) / (std if std > 0 else 1.0)
