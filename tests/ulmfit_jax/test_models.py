@@ -1,0 +1,196 @@
+"""AWD-LSTM models: the hand-written LSTM backward pass, fastai's dropouts, parity with fastai, the classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from ulmfit_jax.lstm import lstm_scan, lstm_scan_reference
+from ulmfit_jax.models import (
+    AWD_LSTM,
+    WeightDropLSTM,
+    awd_lstm_clas_config,
+    awd_lstm_lm_config,
+    clas_splitter,
+    dropout_mask,
+    get_language_model,
+    get_text_classifier,
+    lm_splitter,
+    locked_dropout,
+    masked_concat_pool,
+)
+from ulmfit_jax.weights import from_fastai_state_dict
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "awd_lstm_parity.npz"
+TINY = dict(emb_sz=16, n_hid=32)
+
+
+@pytest.fixture(scope="module")
+def parity():
+    return np.load(FIXTURE)
+
+
+def _sd(f, prefix):
+    return {k[len(prefix):]: f[k] for k in f.files if k.startswith(prefix)}
+
+
+@pytest.mark.parametrize("unroll", [1, 3])
+def test_lstm_custom_backward_matches_autodiff(unroll):
+    k = jax.random.split(jax.random.key(0), 4)
+    t, b, h = 7, 3, 5
+    xg = jax.random.normal(k[0], (t, b, 4 * h))
+    w = jax.random.normal(k[1], (h, 4 * h)) * 0.3
+    h0, c0 = jax.random.normal(k[2], (b, h)), jax.random.normal(k[3], (b, h))
+    weights = jnp.sin(jnp.arange(t * b * h, dtype=jnp.float32)).reshape(t, b, h)
+
+    def loss(fn):
+        def f(xg, w, h0, c0):
+            hs, (hT, cT) = fn(xg, w, h0, c0, unroll)
+            return jnp.sum(hs * weights) + jnp.sum(hT * 2.3) + jnp.sum(cT ** 2)
+        return f
+
+    ours = jax.grad(loss(lstm_scan), argnums=(0, 1, 2, 3))(xg, w, h0, c0)
+    ref = jax.grad(loss(lstm_scan_reference), argnums=(0, 1, 2, 3))(xg, w, h0, c0)
+    for a, r in zip(ours, ref):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lstm_scan(xg, w, h0, c0, unroll)[0], lstm_scan_reference(xg, w, h0, c0)[0],
+                               atol=1e-6)
+
+
+def test_lm_logits_match_fastai(parity):
+    """Same weights, dropout off: fastai's AWD_LSTM + LinearDecoder logits, hidden state carried across batches."""
+    model = get_language_model(AWD_LSTM, 50, dict(TINY))
+    from_fastai_state_dict(model, _sd(parity, "lm/"))
+    out1 = model(jnp.asarray(parity["lm_x1"]), None)
+    out2 = model(jnp.asarray(parity["lm_x2"]), out1.carry)
+    np.testing.assert_allclose(out1.preds, parity["lm_logits1"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(out2.preds, parity["lm_logits2"], atol=1e-4, rtol=0)
+    assert float(out1.aux_loss) == 0.0
+
+
+def test_classifier_logits_match_fastai(parity):
+    """Chunked encoder over a pad_input_chunk batch longer than max_len, concat pooling, BatchNorm head."""
+    model = get_text_classifier(AWD_LSTM, 50, 3, seq_len=5, max_len=15, lin_ftrs=[8], config=dict(TINY))
+    from_fastai_state_dict(model, _sd(parity, "clas/"))
+    out = model(jnp.asarray(parity["clas_x"]))
+    np.testing.assert_allclose(out.preds, parity["clas_logits"], atol=1e-4, rtol=0)
+    assert out.carry is None
+
+
+def test_classifier_rows_are_independent_of_order(parity):
+    """fastai needs length-sorted batches (real_bs); our masking gives each row the same result in any order."""
+    model = get_text_classifier(AWD_LSTM, 50, 3, seq_len=5, max_len=15, lin_ftrs=[8], config=dict(TINY))
+    from_fastai_state_dict(model, _sd(parity, "clas/"))
+    x = parity["clas_x"]
+    perm = np.array([2, 0, 3, 1])
+    np.testing.assert_allclose(model(jnp.asarray(x[perm])).preds, parity["clas_logits"][perm], atol=1e-5)
+
+
+def test_lm_shapes_carry_and_aux_loss():
+    model = get_language_model(AWD_LSTM, 50, dict(TINY))
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 50, (4, 9)), jnp.int32)
+    out = model(x, None, train=True, rngs=nnx.Rngs(dropout=1))
+    assert out.preds.shape == (4, 9, 50)
+    assert [tuple(h.shape) for h, _ in out.carry] == [(4, 32), (4, 32), (4, 16)]
+    assert float(out.aux_loss) > 0  # AR + TAR in training
+    again = model(x, None, train=True, rngs=nnx.Rngs(dropout=1))
+    other = model(x, None, train=True, rngs=nnx.Rngs(dropout=2))
+    np.testing.assert_array_equal(out.preds, again.preds)  # randomness only from the key
+    assert not np.allclose(out.preds, other.preds)
+    ev1, ev2 = model(x, None), model(x, None)
+    np.testing.assert_array_equal(ev1.preds, ev2.preds)
+    assert float(ev1.aux_loss) == 0.0
+
+
+def test_embedding_dropout_drops_whole_words():
+    enc = AWD_LSTM(30, 8, 12, 2, embed_p=0.5, rngs=nnx.Rngs(params=0))
+    tokens = jnp.asarray(np.tile(np.arange(2, 30), 4).reshape(4, -1).T, jnp.int32)  # every word 4 times
+    rows = enc.embed(tokens, jax.random.key(3))
+    plain = enc.embed(tokens, None)
+    ratio = np.asarray(rows / plain)  # 0 (dropped) or 2 (kept, 1/(1-p)) for the whole row
+    for w in range(2, 30):
+        r = ratio[np.asarray(tokens) == w]
+        assert np.allclose(r, 0.0) or np.allclose(r, 2.0)
+    assert 0 < np.mean(ratio == 0) < 1
+
+
+def test_locked_dropout_mask_is_shared_over_time():
+    x = jnp.ones((6, 3, 5))  # (T, B, F)
+    y = np.asarray(locked_dropout(x, 0.5, jax.random.key(0)))
+    assert np.all(y == y[:1])  # same mask at every time step
+    assert set(np.unique(y)) <= {0.0, 2.0}
+    assert locked_dropout(x, 0.5, None) is x
+
+
+def test_weight_drop_uses_one_mask_per_forward_on_raw_weights():
+    layer = WeightDropLSTM(4, 6, weight_p=0.5, rngs=nnx.Rngs(params=0))
+    x = jax.random.normal(jax.random.key(1), (5, 2, 4))
+    carry = (jnp.zeros((2, 6)), jnp.zeros((2, 6)))
+    key = jax.random.key(7)
+    hs, _ = layer(x, carry, key)
+    w_dropped = layer.weight_hh_raw[...] * dropout_mask(key, (6, 24), 0.5)
+    xg = jnp.einsum("tbi,ig->tbg", x, layer.weight_ih[...]) + layer.bias_ih[...] + layer.bias_hh[...]
+    expect, _ = lstm_scan_reference(xg, w_dropped, *carry)
+    np.testing.assert_allclose(hs, expect, atol=1e-6)
+    hs_eval, _ = layer(x, carry, None)
+    assert not np.allclose(hs, hs_eval)
+
+
+def test_masked_concat_pool_last_max_mean():
+    out = jnp.asarray(np.arange(2 * 4 * 1, dtype=np.float32).reshape(2, 4, 1))  # (B, T, F)
+    mask = jnp.asarray([[True, False, False, True], [False, False, False, False]])
+    pooled = np.asarray(masked_concat_pool(out.transpose(1, 0, 2), mask))
+    np.testing.assert_allclose(pooled[0], [2.0, 2.0, 1.5])  # last real token is at t=2, not the pad at t=3
+    np.testing.assert_allclose(pooled[1], [7.0, 7.0, 5.5])
+
+
+def test_classifier_keeps_only_the_last_max_len_tokens_for_pooling():
+    model = get_text_classifier(AWD_LSTM, 40, 2, seq_len=4, max_len=8, config=dict(TINY))
+    x = np.random.default_rng(0).integers(2, 40, (2, 21)).astype(np.int32)
+    out, mask = model.encoder(jnp.asarray(x))
+    # chunks start at 0, 4, ..., 20; fastai keeps chunk i when 21 - i <= 8: i = 16, 20
+    assert out.shape == (5, 2, 16) and mask.shape == (2, 5)
+    g, p, rest = nnx.split(model, nnx.Param, ...)
+    emb_grad = jax.grad(lambda pp: nnx.merge(g, pp, rest).encoder(jnp.asarray(x))[0].sum())(p)
+    rows = np.abs(np.asarray(nnx.to_pure_dict(emb_grad)["encoder"]["module"]["embedding"])).sum(1)
+    early_only = set(x[:, :16].ravel()) - set(x[:, 16:].ravel())
+    assert early_only and all(rows[t] == 0 for t in early_only)  # no gradient reaches dropped chunks
+
+
+def test_regression_head_y_range():
+    model = get_text_classifier(AWD_LSTM, 40, 1, seq_len=4, config=dict(TINY), y_range=(0.0, 5.0))
+    preds = np.asarray(model(jnp.asarray(np.full((3, 10), 7, np.int32))).preds)
+    assert preds.shape == (3, 1) and np.all((preds > 0) & (preds < 5))
+
+
+def test_configs_drop_mult_and_bad_input():
+    assert awd_lstm_lm_config["n_hid"] == 1152 and awd_lstm_clas_config["output_p"] == 0.4
+    lm = get_language_model(AWD_LSTM, 50, dict(TINY), drop_mult=0.3)
+    assert lm.decoder.output_p == pytest.approx(0.03) and lm.encoder.input_p == pytest.approx(0.075)
+    assert lm.encoder.rnns[0].weight_p == pytest.approx(0.06) and lm.encoder.embed_p == pytest.approx(0.006)
+    clas = get_text_classifier(AWD_LSTM, 50, 2, config=dict(TINY), drop_mult=0.5)
+    assert clas.head.layers[0].p == pytest.approx(0.2) and clas.head.layers[1].p == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="unknown AWD_LSTM config keys"):
+        get_language_model(AWD_LSTM, 50, dict(emb_size=3))
+    with pytest.raises(ValueError, match="bidir"):
+        get_language_model(AWD_LSTM, 50, dict(TINY, bidir=True))
+    with pytest.raises(ValueError, match="only AWD_LSTM"):
+        get_language_model(object, 50)
+    with pytest.raises(ValueError, match="dropout values"):
+        get_text_classifier(AWD_LSTM, 50, 2, config=dict(TINY), lin_ftrs=[10, 5], ps=[0.1])
+
+
+def test_layer_groups_follow_fastai():
+    lm = get_language_model(AWD_LSTM, 50, dict(TINY))
+    split = lm_splitter(3)
+    assert split(("encoder", "rnns", 0, "weight_ih")) == 0 and split(("encoder", "rnns", 2, "bias_hh")) == 2
+    assert split(("encoder", "embedding")) == 3 and split(("decoder", "bias")) == 3
+    split = clas_splitter(3)
+    assert split(("encoder", "module", "embedding")) == 0
+    assert split(("encoder", "module", "rnns", 1, "weight_hh_raw")) == 2
+    assert split(("head", "layers", 0, "bn", "scale")) == 4

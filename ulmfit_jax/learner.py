@@ -1,0 +1,310 @@
+"""ULMFiT learners with fastai's names: ``language_model_learner`` and ``text_classifier_learner``.
+
+Both subclass the engine's ``Learner`` and add what is text-specific: AR/TAR (inside the models' ``aux_loss``),
+fastai's layer groups (4 for the LM, 5 for the classifier), pretrained WT103 weights with vocabulary matching,
+``save_encoder``/``load_encoder``, stateful text generation and the forward+backward ensemble.
+TextLearner's defaults are fastai v2's: ``moms=(0.8, 0.7, 0.8)``, alpha 2, beta 1, no gradient clipping.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from learner_jax.data import DataLoaders, Loader
+from learner_jax.learner import Learner
+from learner_jax.losses import CrossEntropyLossFlat, MSELossFlat
+from learner_jax.metrics import accuracy, perplexity
+from learner_jax.sharding import replicate
+from learner_jax.steps import make_predict_step
+from ulmfit_jax.generation import banned_tokens, decode_spec_tokens, generate, make_generate_step
+from ulmfit_jax.models import (
+    AWD_LSTM,
+    TextClassifier,
+    clas_splitter,
+    get_language_model,
+    get_text_classifier,
+    lm_splitter,
+    zero_carry,
+)
+from ulmfit_jax.text_rules import BOS, PAD, UNK
+from ulmfit_jax.weights import load_encoder_file, load_pretrained, save_encoder_file
+
+TEXT_MOMS = (0.8, 0.7, 0.8)
+
+
+def _text_vocab(dls: DataLoaders) -> list[str]:
+    """The token vocabulary of text DataLoaders (fastai: ``dls.vocab``, or its first part for classifiers)."""
+    vocab = getattr(dls, "vocab", None)
+    if vocab is None:
+        raise ValueError("the DataLoaders have no .vocab: build them with TextDataLoaders")
+    if len(vocab) and isinstance(vocab[0], (list, tuple)):
+        vocab = vocab[0]
+    return list(vocab)
+
+
+def _resolve_file(path: Path, model_dir: str, name: str | os.PathLike, ext: str) -> Path:
+    """A file given as a path, or (fastai style) as a name under ``path/model_dir`` without extension."""
+    p = Path(name)
+    for cand in (p, path / model_dir / p, path / model_dir / f"{p}.{ext}", Path(f"{p}.{ext}")):
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(f"no file '{name}' (tried it as a path and as {path / model_dir / f'{p}.{ext}'})")
+
+
+def _wt103_files(backwards: bool) -> tuple[Path, Path]:
+    """The WT103 weights and vocabulary from the download cache (downloaded when online)."""
+    from learner_jax.download import URLs, untar_data
+
+    folder = untar_data(URLs.WT103_BWD if backwards else URLs.WT103_FWD)
+    pths, pkls = sorted(Path(folder).glob("*.pth")), sorted(Path(folder).glob("*.pkl"))
+    if not pths or not pkls:
+        raise FileNotFoundError(f"the model in {folder} is incomplete (needs a .pth and a .pkl): download again")
+    return pths[0], pkls[0]
+
+
+class TextLearner(Learner):
+    """What the LM and classifier learners share: pretrained weights and encoder files."""
+
+    backwards: bool = False
+
+    def _replace_weights(self, load: Callable[[nnx.Module], None]) -> None:
+        """Apply ``load`` to a module holding the current weights and make the result the learner's weights."""
+        model = self.model
+        load(model)
+        _, params, rest = nnx.split(model, nnx.Param, ...)
+        self.state = self.state.replace(params=replicate(nnx.to_pure_dict(params), self.mesh),
+                                        model_state=replicate(nnx.to_pure_dict(rest), self.mesh))
+
+    @staticmethod
+    def _encoder_of(model: nnx.Module) -> AWD_LSTM:
+        return model.encoder.module if isinstance(model, TextClassifier) else model.encoder
+
+    def load_pretrained(self, wgts_fname: str | os.PathLike, vocab_fname: str | os.PathLike) -> TextLearner:
+        """Load fastai-format pretrained weights (``.pth``) and their vocabulary (``.pkl``), matched to this
+        learner's vocabulary (new words get the mean embedding), then ``freeze()`` as fastai does."""
+        vocab = _text_vocab(self.dls)
+        self._replace_weights(lambda m: load_pretrained(m, wgts_fname, vocab_fname, vocab))
+        self.freeze()
+        return self
+
+    def _encoder_path(self, name: str | os.PathLike) -> Path:
+        name = Path(name)
+        return name if name.suffix == ".pth" and name.parent != Path(".") else \
+            self.path / self.model_dir / (name.name if name.suffix == ".pth" else f"{name.name}.pth")
+
+    def save_encoder(self, file: str | os.PathLike) -> Path:
+        """Save the AWD-LSTM encoder to ``path/model_dir/file.pth`` in fastai's format (fastai can load it)."""
+        return save_encoder_file(self._encoder_of(self.model), self._encoder_path(file))
+
+    def load_encoder(self, file: str | os.PathLike) -> TextLearner:
+        """Load an encoder saved by ``save_encoder`` (ours or fastai's), then ``freeze()`` as fastai does.
+        A vocabulary of another size is refused with both sizes named."""
+        path = self._encoder_path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"no encoder file {path} (save one with learn.save_encoder('{Path(file).stem}'))")
+        self._replace_weights(lambda m: load_encoder_file(self._encoder_of(m), path))
+        self.freeze()
+        return self
+
+    def _tokenize(self, text: str) -> list[str]:
+        """Tokens of one text, with the DataLoaders' own tokenizer when they carry one (e.g. SentencePiece)."""
+        tok = getattr(self.dls, "tokenize", None)
+        if tok is None:
+            from ulmfit_jax.tokenize import tokenize_texts
+
+            tok = partial(tokenize_texts, n_workers=1)
+        return list(tok([text])[0])
+
+    def _numericalize(self, tokens: Sequence[str]) -> list[int]:
+        vocab = _text_vocab(self.dls)
+        if getattr(self, "_o2i_for", None) is not vocab:
+            o2i: dict[str, int] = {}
+            for i, t in enumerate(vocab):
+                o2i.setdefault(t, i)
+            self._o2i, self._o2i_for = o2i, vocab
+        unk = self._o2i.get(UNK, 0)
+        return [self._o2i.get(t, unk) for t in tokens]
+
+
+class LMLearner(TextLearner):
+    """A language-model learner: adds stateful ``predict`` (text generation)."""
+
+    def predict(self, text: str, n_words: int = 1, no_unk: bool = True, temperature: float = 1.0,
+                min_p: float | None = None, decoder: Callable[[list[str]], list[str]] = decode_spec_tokens,
+                seed: int | None = None) -> str:
+        """The prompt ``text`` followed by ``n_words`` sampled tokens, decoded to text (fastai v2's output form).
+
+        Randomness comes from ``seed`` when given, else from the learner's seed and a call counter (so two calls
+        differ, and a rerun of the same script repeats them). A backwards model reads the prompt reversed and
+        generates what comes *before* it.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("predict needs a non-empty prompt text")
+        if int(n_words) != n_words or n_words <= 0:
+            raise ValueError(f"n_words must be a positive integer, got {n_words!r}")
+        vocab = _text_vocab(self.dls)
+        ids = self._numericalize(self._tokenize(text))
+        if self.backwards:
+            ids = ids[::-1]
+        if getattr(self, "_gen_step", None) is None:
+            self._gen_step = jax.jit(make_generate_step(make_predict_step(self.spec)))
+        self._n_predict = getattr(self, "_n_predict", 0) + 1
+        key = jax.random.key(seed) if seed is not None else jax.random.fold_in(
+            jax.random.fold_in(self.rng, 7919), self._n_predict)
+        carry = zero_carry(self._hidden_sizes, 1)
+        new = generate(self._gen_step, self.state.params, self.state.model_state, ids, carry, int(n_words), key,
+                       banned_tokens(vocab, no_unk), temperature, min_p)
+        all_ids = ids + new
+        if self.backwards:
+            all_ids = all_ids[::-1]
+        tokens = [vocab[i] for i in all_ids if vocab[i] not in (BOS, PAD)]
+        return " ".join(decoder(tokens))
+
+
+class TextClassifierLearner(TextLearner):
+    """A text classifier learner (fastai's ``TextLearner`` built by ``text_classifier_learner``)."""
+
+    classes: list | None = None
+
+    def predict(self, text: str) -> tuple[Any, int | None, np.ndarray]:
+        """(decoded label, class index, probabilities) for one text, as fastai's ``Learner.predict``; for
+        regression (label, None, raw outputs)."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("predict needs a non-empty text")
+        ids = self._numericalize(self._tokenize(text))
+        if self.backwards:
+            ids = ids[::-1]
+        x = np.asarray(ids, np.int32)[None]
+        out = np.asarray(self.loss_func.activation(self.predict_batch(x)))[0]
+        if isinstance(self.loss_func, MSELossFlat):
+            return out, None, out
+        idx = int(np.argmax(out))
+        label = self.classes[idx] if self.classes is not None and idx < len(self.classes) else idx
+        return label, idx, out
+
+
+def _merge_kwargs(defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(defaults) | dict(kwargs)
+
+
+def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: float = 1.0, pretrained: bool = True,
+                           pretrained_fnames: Sequence[str | os.PathLike] | None = None,
+                           config: Mapping[str, Any] | None = None, backwards: bool = False, seed: int = 0,
+                           alpha: float = 2.0, beta: float = 1.0, unroll: int = 2, **kwargs) -> LMLearner:
+    """fastai's ``language_model_learner``: an AWD-LSTM LM over ``dls.vocab``.
+
+    ``pretrained_fnames=(weights.pth, vocab.pkl)`` are paths (or fastai-style names under
+    ``path/model_dir``) of fastai-format files; otherwise ``pretrained=True`` takes fastai's WT103 weights
+    (forward or ``backwards``) from the download cache, downloading them when online. Pretrained weights are
+    matched to the vocabulary and the learner is frozen (only the embedding/decoder group trains), as in fastai.
+    Extra keyword arguments go to the engine's ``Learner`` (``lr``, ``wd``, ``moms``, ``path``, ``cbs``...).
+    """
+    vocab = _text_vocab(dls)
+    model = get_language_model(arch, len(vocab), config=config, drop_mult=drop_mult, seed=seed, alpha=alpha,
+                               beta=beta, unroll=unroll)
+    sizes = model.encoder.hidden_sizes
+    kw = _merge_kwargs(dict(metrics=[accuracy, perplexity], moms=TEXT_MOMS), kwargs)
+    learn = LMLearner(dls, model, loss_func=CrossEntropyLossFlat(), splitter=lm_splitter(model.encoder.n_layers),
+                      seed=seed, init_carry=partial(zero_carry, sizes), **kw)
+    learn.backwards, learn._hidden_sizes = bool(backwards), sizes
+    if pretrained_fnames is not None:
+        if len(pretrained_fnames) != 2:
+            raise ValueError("pretrained_fnames must be (weights .pth, vocabulary .pkl)")
+        files = (_resolve_file(learn.path, learn.model_dir, pretrained_fnames[0], "pth"),
+                 _resolve_file(learn.path, learn.model_dir, pretrained_fnames[1], "pkl"))
+        learn.load_pretrained(*files)
+    elif pretrained:
+        try:
+            files = _wt103_files(backwards)
+        except Exception as e:
+            raise RuntimeError(f"could not get fastai's WT103 {'backward' if backwards else 'forward'} weights "
+                               f"({e}); pass pretrained=False to train from scratch, or pretrained_fnames="
+                               "(weights.pth, vocab.pkl) for local files") from e
+        learn.load_pretrained(*files)
+    return learn
+
+
+def _classes(dls: DataLoaders) -> list | None:
+    for name in ("classes", "label_vocab"):
+        c = getattr(dls, name, None)
+        if c is not None:
+            return list(c)
+    vocab = getattr(dls, "vocab", None)
+    if vocab is not None and len(vocab) == 2 and isinstance(vocab[0], (list, tuple)):
+        return list(vocab[1])
+    return None
+
+
+def _first_targets(dl: Loader) -> np.ndarray:
+    return np.asarray(next(iter(dl.batches(0)))[1])
+
+
+def text_classifier_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: float = 0.5,
+                            lin_ftrs: list[int] | None = None, ps: list[float] | None = None, seq_len: int = 72,
+                            max_len: int | None = 72 * 20, y_range: tuple[float, float] | None = None,
+                            config: Mapping[str, Any] | None = None, pretrained: bool = True,
+                            backwards: bool = False, n_out: int | None = None, seed: int = 0, alpha: float = 2.0,
+                            beta: float = 1.0, unroll: int = 2, **kwargs) -> TextClassifierLearner:
+    """fastai's ``text_classifier_learner``: chunked AWD-LSTM encoder + concat pooling + LinBnDrop head.
+
+    Integer targets -> classification (cross-entropy, metric accuracy); float targets or ``y_range`` ->
+    regression (MSE). ``pretrained=True`` loads WT103 into the encoder when the weights are available; unlike
+    fastai, being offline only warns (the lesson replaces the encoder with ``load_encoder`` right after).
+    """
+    vocab = _text_vocab(dls)
+    y = _first_targets(dls.train)
+    regression = y_range is not None or np.issubdtype(y.dtype, np.floating)
+    classes = None if regression else _classes(dls)
+    if n_out is None:
+        n_out = getattr(dls, "c", None)
+    if n_out is None:
+        if regression:
+            n_out = 1 if y.ndim == 1 else int(y.shape[-1])
+        elif classes is not None:
+            n_out = len(classes)
+        else:
+            raise ValueError("cannot infer the number of classes: pass n_out or give the DataLoaders .classes")
+    model = get_text_classifier(arch, len(vocab), int(n_out), seq_len=seq_len, config=config, drop_mult=drop_mult,
+                                lin_ftrs=lin_ftrs, ps=ps, pad_idx=int(getattr(dls, "pad_idx", 1)), max_len=max_len,
+                                y_range=y_range, seed=seed, alpha=alpha, beta=beta, unroll=unroll)
+    n_layers = model.encoder.module.n_layers
+    loss = MSELossFlat() if regression else CrossEntropyLossFlat()
+    kw = _merge_kwargs(dict(metrics=[] if regression else [accuracy], moms=TEXT_MOMS), kwargs)
+    learn = TextClassifierLearner(dls, model, loss_func=loss, splitter=clas_splitter(n_layers), seed=seed, **kw)
+    learn.backwards, learn.classes = bool(backwards), classes
+    if pretrained:
+        try:
+            files = _wt103_files(backwards)
+        except Exception as e:  # offline: keep the random encoder, the lesson loads its own next
+            warnings.warn(f"WT103 weights unavailable ({e}); the encoder starts from random weights: load a "
+                          "fine-tuned one with learn.load_encoder(...) or pass pretrained=False", stacklevel=2)
+        else:
+            learn.load_pretrained(*files)
+    return learn
+
+
+def bidir_preds(fwd: TextClassifierLearner, bwd: TextClassifierLearner, dl_fwd: Loader | None = None,
+                dl_bwd: Loader | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ULMFiT paper's bidirectional prediction: the mean of a forward and a backward classifier's
+    probabilities over the same documents (``dl_bwd`` holds them reversed). Returns (probs, targets)."""
+    if bwd.backwards == fwd.backwards:
+        warnings.warn("bidir_preds expects one forward and one backwards learner", stacklevel=2)
+    p_f, t_f = fwd.get_preds(dl=dl_fwd)
+    p_b, t_b = bwd.get_preds(dl=dl_bwd)
+    if p_f.shape != p_b.shape or not np.array_equal(t_f, t_b):
+        raise ValueError("the forward and backward loaders do not yield the same documents in the same order "
+                         f"({len(t_f)} vs {len(t_b)} targets)")
+    return (p_f + p_b) / 2, t_f
+
+
+__all__ = ["LMLearner", "TextClassifierLearner", "TextLearner", "bidir_preds", "language_model_learner",
+           "text_classifier_learner"]

@@ -1,0 +1,439 @@
+"""AWD-LSTM (Merity et al. 2017) as fastai builds it, in Flax NNX: the language model and the text classifier.
+
+Dropouts follow fastai (fastai_facts.md section 1.2): embedding dropout zeroes whole word rows of the embedding
+matrix, locked ("variational") dropout uses one mask per sequence for all time steps, and weight-drop
+(DropConnect) masks each layer's raw hidden-to-hidden matrix once per forward call. Every forward call samples
+fresh masks from the one ``dropout`` key it is given; modules never store PRNG state.
+
+Shapes: the recurrence runs time-major (T, B, features) internally; the public calls take and return
+batch-major arrays, like fastai's ``batch_first=True`` LSTMs. The recurrent state (``carry``) is a tuple of
+``(h, c)`` pairs, one per layer, each (B, n_hid_l).
+
+Parameter names mirror fastai's state dict so the weight import is a transpose per tensor:
+``encoder.embedding`` (V, emb) is ``0.encoder.weight``; ``encoder.rnns.l.weight_ih`` (in, 4h) is
+``0.rnns.l.module.weight_ih_l0`` transposed; ``weight_hh_raw`` is ``weight_hh_l0_raw`` transposed; both LSTM
+biases are kept (as PyTorch does) so weights round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from learner_jax.model_io import ModelOutput
+from ulmfit_jax.lstm import lstm_scan
+
+Carry = tuple[tuple[jax.Array, jax.Array], ...]
+
+awd_lstm_lm_config: dict[str, Any] = dict(
+    emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.1, hidden_p=0.15, input_p=0.25,
+    embed_p=0.02, weight_p=0.2, tie_weights=True, out_bias=True)
+awd_lstm_clas_config: dict[str, Any] = dict(
+    emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.4, hidden_p=0.3, input_p=0.4,
+    embed_p=0.05, weight_p=0.5)
+
+
+def dropout_mask(key: jax.Array, shape: tuple[int, ...], p: float) -> jax.Array:
+    """fastai's ``dropout_mask``: Bernoulli(1-p) values scaled by 1/(1-p) (inverted dropout)."""
+    keep = jax.random.bernoulli(key, 1.0 - p, shape)
+    return keep.astype(jnp.float32) / (1.0 - p)
+
+
+def locked_dropout(x: jax.Array, p: float, key: jax.Array | None) -> jax.Array:
+    """fastai's ``RNNDropout`` on a time-major (T, B, F) array: one mask per sequence, shared over time."""
+    if key is None or p == 0.0:
+        return x
+    return x * dropout_mask(key, (1,) + x.shape[1:], p)
+
+
+def _uniform(key: jax.Array, shape: tuple[int, ...], bound: float) -> jax.Array:
+    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+class WeightDropLSTM(nnx.Module):
+    """One single-layer LSTM with DropConnect on its hidden-to-hidden weights (fastai's ``WeightDropout``)."""
+
+    def __init__(self, n_in: int, n_hid: int, weight_p: float, *, rngs: nnx.Rngs, unroll: int = 1):
+        bound = 1.0 / math.sqrt(n_hid)  # PyTorch's LSTM init, which fastai keeps
+        self.weight_ih = nnx.Param(_uniform(rngs.params(), (n_in, 4 * n_hid), bound))
+        self.weight_hh_raw = nnx.Param(_uniform(rngs.params(), (n_hid, 4 * n_hid), bound))
+        self.bias_ih = nnx.Param(_uniform(rngs.params(), (4 * n_hid,), bound))
+        self.bias_hh = nnx.Param(_uniform(rngs.params(), (4 * n_hid,), bound))
+        self.n_in, self.n_hid, self.weight_p, self.unroll = n_in, n_hid, float(weight_p), int(unroll)
+
+    def __call__(self, x: jax.Array, carry: tuple[jax.Array, jax.Array], key: jax.Array | None = None):
+        """``x`` (T, B, n_in) -> outputs (T, B, n_hid) and the final ``(h, c)``; ``key`` turns weight-drop on."""
+        w_hh = self.weight_hh_raw[...]
+        if key is not None and self.weight_p > 0.0:  # one DropConnect mask per forward call, as fastai
+            w_hh = w_hh * dropout_mask(key, w_hh.shape, self.weight_p)
+        # the input projection for all time steps at once, outside the recurrence
+        xg = jnp.einsum("tbi,ig->tbg", x, self.weight_ih[...]) + (self.bias_ih[...] + self.bias_hh[...])
+        return lstm_scan(xg, w_hh, carry[0], carry[1], self.unroll)
+
+
+class AWD_LSTM(nnx.Module):  # fastai's name
+    """The AWD-LSTM encoder: embedding (with embedding dropout) -> input dropout -> LSTM layers with hidden
+    dropout between them. Returns the last layer's (undropped) output, as fastai v2 does."""
+
+    initrange = 0.1
+
+    def __init__(self, vocab_sz: int, emb_sz: int, n_hid: int, n_layers: int, pad_token: int = 1,
+                 hidden_p: float = 0.2, input_p: float = 0.6, embed_p: float = 0.1, weight_p: float = 0.5,
+                 bidir: bool = False, *, rngs: nnx.Rngs, unroll: int = 1):
+        if bidir:
+            raise ValueError("bidir=True is not supported: ulmfit_jax's AWD_LSTM is unidirectional (use "
+                             "backwards=True models and average their predictions for the bidirectional setup)")
+        if vocab_sz <= 0 or emb_sz <= 0 or n_hid <= 0 or n_layers <= 0:
+            raise ValueError(f"AWD_LSTM sizes must be positive: vocab_sz={vocab_sz}, emb_sz={emb_sz}, "
+                             f"n_hid={n_hid}, n_layers={n_layers}")
+        self.vocab_sz, self.emb_sz, self.n_hid, self.n_layers = vocab_sz, emb_sz, n_hid, n_layers
+        self.pad_token = int(pad_token)
+        self.hidden_p, self.input_p, self.embed_p = float(hidden_p), float(input_p), float(embed_p)
+        # v2 does not zero the pad row at init (v1 did); padding_idx only blocks its lookup gradient
+        self.embedding = nnx.Param(_uniform(rngs.params(), (vocab_sz, emb_sz), self.initrange))
+        sizes = [emb_sz] + [n_hid] * (n_layers - 1) + [emb_sz]
+        self.rnns = nnx.List([WeightDropLSTM(sizes[i], sizes[i + 1], weight_p, rngs=rngs, unroll=unroll)
+                              for i in range(n_layers)])
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        return tuple(r.n_hid for r in self.rnns)
+
+    def init_carry(self, bs: int) -> Carry:
+        """Zero hidden state for a batch of ``bs`` sequences (fastai's ``reset``)."""
+        return zero_carry(self.hidden_sizes, bs)
+
+    def embed(self, tokens: jax.Array, key: jax.Array | None) -> jax.Array:
+        """Embedding lookup with fastai's EmbeddingDropout: whole word rows dropped (one mask per call)."""
+        weight = self.embedding[...]
+        rows = jnp.take(weight, tokens, axis=0)
+        if key is not None and self.embed_p > 0.0:
+            # mask[tokens] equals masking the whole matrix first (same word -> same mask), without the V x E multiply
+            rows = rows * dropout_mask(key, (self.vocab_sz,), self.embed_p)[tokens][..., None]
+        # nn.Embedding(padding_idx=...) blocks the pad row's lookup gradient
+        return jnp.where((tokens == self.pad_token)[..., None], jax.lax.stop_gradient(rows), rows)
+
+    def run(self, tokens_tm: jax.Array, carry: Carry, key: jax.Array | None) -> tuple[jax.Array, Carry]:
+        """Time-major core: ``tokens_tm`` (T, B) -> last-layer output (T, B, emb_sz) and the new carry."""
+        keys = [None] * (2 * self.n_layers + 2) if key is None else list(jax.random.split(key, 2 * self.n_layers + 2))
+        out = locked_dropout(self.embed(tokens_tm, keys[0]), self.input_p, keys[1])
+        new_carry = []
+        for i, rnn in enumerate(self.rnns):
+            out, hc = rnn(out, carry[i], keys[2 + 2 * i])
+            new_carry.append(hc)
+            if i != self.n_layers - 1:
+                out = locked_dropout(out, self.hidden_p, keys[3 + 2 * i])
+        return out, tuple(new_carry)
+
+    def __call__(self, tokens: jax.Array, carry: Carry | None = None, *, train: bool = False,
+                 rngs: nnx.Rngs | None = None) -> tuple[jax.Array, Carry]:
+        """``tokens`` (B, T) int -> output (B, T, emb_sz) and the new carry (zeros when ``carry`` is None)."""
+        carry = self.init_carry(tokens.shape[0]) if carry is None else carry
+        out, carry = self.run(tokens.T, carry, _dropout_key(train, rngs))
+        return out.transpose(1, 0, 2), carry
+
+
+def zero_carry(hidden_sizes: tuple[int, ...], bs: int) -> Carry:
+    """Zero ``(h, c)`` per layer; a pure function of the sizes, usable as the engine's ``init_carry``."""
+    return tuple((jnp.zeros((bs, h), jnp.float32), jnp.zeros((bs, h), jnp.float32)) for h in hidden_sizes)
+
+
+def _dropout_key(train: bool, rngs: nnx.Rngs | None) -> jax.Array | None:
+    if not train:
+        return None
+    if rngs is None:
+        raise ValueError("train=True needs rngs with a 'dropout' stream")
+    return rngs.dropout()
+
+
+def ar_tar(dropped: jax.Array, raw: jax.Array, alpha: float, beta: float) -> jax.Array:
+    """fastai's RNNRegularizer: alpha * mean(dropped^2) (AR) + beta * mean((raw_t - raw_{t-1})^2) (TAR).
+
+    Time-major inputs (T, B, F). fastai's TAR checks ``len(h) > 1`` on a batch-major tensor, i.e. the batch size.
+    """
+    loss = jnp.float32(0.0)
+    if alpha:
+        loss = loss + alpha * jnp.mean(jnp.square(dropped.astype(jnp.float32)))
+    if beta and raw.shape[1] > 1 and raw.shape[0] > 1:
+        loss = loss + beta * jnp.mean(jnp.square((raw[1:] - raw[:-1]).astype(jnp.float32)))
+    return loss
+
+
+class LinearDecoder(nnx.Module):
+    """fastai's LinearDecoder: output dropout then a linear map to the vocabulary. When tied, the weight is the
+    encoder's embedding matrix (passed at call time) and only the bias lives here."""
+
+    initrange = 0.1
+
+    def __init__(self, n_out: int, n_hid: int, output_p: float = 0.1, tie_weights: bool = True,
+                 bias: bool = True, *, rngs: nnx.Rngs):
+        self.output_p, self.tied, self.has_bias = float(output_p), bool(tie_weights), bool(bias)
+        self.weight = None if self.tied else nnx.Param(_uniform(rngs.params(), (n_out, n_hid), self.initrange))
+        self.bias = nnx.Param(jnp.zeros((n_out,), jnp.float32)) if self.has_bias else None
+
+    def __call__(self, x_tm: jax.Array, tied_weight: jax.Array, key: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        """Time-major (T, B, n_hid) -> batch-major logits (B, T, n_out) and the dropped input (for AR)."""
+        dropped = locked_dropout(x_tm, self.output_p, key)
+        weight = tied_weight if self.tied else self.weight[...]
+        logits = jnp.einsum("tbh,vh->btv", dropped, weight)
+        if self.has_bias:
+            logits = logits + self.bias[...]
+        return logits, dropped
+
+
+class LanguageModel(nnx.Module):
+    """fastai's ``SequentialRNN(AWD_LSTM, LinearDecoder)``, called as the engine's stateful model:
+    ``model(x, carry, *, train, rngs) -> ModelOutput(logits, carry, aux_loss)`` with AR/TAR in ``aux_loss``."""
+
+    def __init__(self, encoder: AWD_LSTM, decoder: LinearDecoder, alpha: float = 2.0, beta: float = 1.0):
+        self.encoder, self.decoder = encoder, decoder
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def init_carry(self, bs: int) -> Carry:
+        return self.encoder.init_carry(bs)
+
+    def __call__(self, x: jax.Array, carry: Carry | None = None, *, train: bool = False,
+                 rngs: nnx.Rngs | None = None) -> ModelOutput:
+        key = _dropout_key(train, rngs)
+        k_enc, k_dec = (None, None) if key is None else tuple(jax.random.split(key))
+        carry = self.init_carry(x.shape[0]) if carry is None else carry
+        raw, carry = self.encoder.run(x.T, carry, k_enc)
+        logits, dropped = self.decoder(raw, self.encoder.embedding[...], k_dec)
+        aux = ar_tar(dropped, raw, self.alpha, self.beta) if train else jnp.float32(0.0)
+        return ModelOutput(logits, carry, aux)
+
+
+def _chunk_layout(seq_len: int, bptt: int, max_len: int | None) -> tuple[int, int]:
+    """(number of chunks, index of the first chunk whose outputs are kept): fastai keeps chunk i if
+    ``sl - i*bptt <= max_len``."""
+    n_chunks = -(-seq_len // bptt)
+    if max_len is None:
+        return n_chunks, 0
+    first = max(0, -(-(seq_len - max_len) // bptt))
+    return n_chunks, min(first, n_chunks - 1)
+
+
+class SentenceEncoder(nnx.Module):
+    """fastai's SentenceEncoder: run the AWD-LSTM over a padded document batch in chunks of ``bptt`` tokens, the
+    hidden state carried (and detached) between chunks, keeping the outputs of the last ``max_len`` tokens.
+
+    Batches use fastai's ``pad_input_chunk`` layout (whole pad chunks in front, the remainder at the end), so a
+    document starts on a chunk boundary. fastai feeds only the rows already started (``real_bs``, relying on a
+    length-sorted batch); with static shapes we run every row and instead zero the hidden state and outputs of
+    rows whose chunk starts with padding -- the same numbers, for any row order. Chunks before the kept window
+    run forward only (no gradient reaches them in fastai either).
+    """
+
+    def __init__(self, bptt: int, module: AWD_LSTM, pad_idx: int = 1, max_len: int | None = None):
+        if bptt <= 0:
+            raise ValueError(f"seq_len (bptt) must be positive, got {bptt}")
+        self.bptt, self.module, self.pad_idx = int(bptt), module, int(pad_idx)
+        self.max_len = None if max_len is None else int(max_len)
+
+    def _chunk(self, carry: Carry, tokens_tm: jax.Array, key: jax.Array | None):
+        started = tokens_tm[0] != self.pad_idx  # (B,): rows fastai would feed this chunk
+
+        def only_started(c: Carry) -> Carry:
+            return tuple((jnp.where(started[:, None], h, 0.0), jnp.where(started[:, None], s, 0.0)) for h, s in c)
+
+        out, new_carry = self.module.run(tokens_tm, only_started(carry), key)
+        out = jnp.where(started[None, :, None], out, 0.0)
+        return jax.lax.stop_gradient(only_started(new_carry)), out
+
+    def __call__(self, tokens: jax.Array, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """``tokens`` (B, L) -> time-major outputs (T, B, emb_sz) of the kept tokens and their pad mask (B, T)."""
+        bs, seq_len = tokens.shape
+        n_chunks, first = _chunk_layout(seq_len, self.bptt, self.max_len)
+        padded = jnp.pad(tokens, ((0, 0), (0, n_chunks * self.bptt - seq_len)), constant_values=self.pad_idx)
+        chunks = padded.T.reshape(n_chunks, self.bptt, bs)  # (n, bptt, B), time-major per chunk
+        keys = (jnp.zeros((n_chunks,), jnp.uint32) if key is None else jax.random.split(key, n_chunks))
+
+        def body(carry, inp):
+            chunk, k = inp
+            return self._chunk(carry, chunk, None if key is None else k)
+
+        carry = self.module.init_carry(bs)
+        if first > 0:  # forward only: these outputs are dropped and fastai detaches the state after each chunk
+            carry, _ = jax.lax.scan(lambda c, i: (body(c, i)[0], None), carry, (chunks[:first], keys[:first]))
+            carry = jax.lax.stop_gradient(carry)
+        _, outs = jax.lax.scan(body, carry, (chunks[first:], keys[first:]))
+        kept = seq_len - first * self.bptt
+        outs = outs.reshape((n_chunks - first) * self.bptt, bs, -1)[:kept]
+        mask = tokens[:, first * self.bptt:] == self.pad_idx
+        return outs, mask
+
+
+def masked_concat_pool(out_tm: jax.Array, mask: jax.Array) -> jax.Array:
+    """[last, max, mean] over the non-pad positions of time-major ``out_tm`` (T, B, F); ``mask`` (B, T) is True at pads.
+
+    "last" is each row's last real token. fastai counts the pads of the last ``bptt`` positions instead, which
+    picks a pad row for a document shorter than the batch remainder (fastai_facts.md section 0 item 7): a fix.
+    Rows with no real token pool to zeros.
+    """
+    out = out_tm.transpose(1, 0, 2)  # (B, T, F)
+    real = ~mask
+    n_real = real.sum(axis=1)
+    safe_n = jnp.maximum(n_real, 1).astype(out.dtype)[:, None]
+    avg = jnp.where(real[..., None], out, 0.0).sum(axis=1) / safe_n
+    mx = jnp.where(real[..., None], out, -jnp.inf).max(axis=1)
+    mx = jnp.where(n_real[:, None] > 0, mx, 0.0)
+    t = mask.shape[1]
+    last_idx = t - 1 - jnp.argmax(real[:, ::-1], axis=1)
+    last = jnp.take_along_axis(out, last_idx[:, None, None], axis=1)[:, 0]
+    last = jnp.where(n_real[:, None] > 0, last, 0.0)
+    return jnp.concatenate([last, mx, avg], axis=-1)
+
+
+class LinBnDrop(nnx.Module):
+    """fastai v2 ``LinBnDrop(bn=True, lin_first=False)``: BatchNorm1d -> Dropout(p) -> Linear without bias
+    (-> ReLU unless last). BatchNorm starts at weight 1, bias 1e-3 as fastai's ``_get_norm``; flax momentum 0.9 is
+    PyTorch's 0.1. Running variance uses the biased batch variance (PyTorch: unbiased), a negligible difference."""
+
+    def __init__(self, n_in: int, n_out: int, p: float, act: bool, *, rngs: nnx.Rngs):
+        self.bn = nnx.BatchNorm(n_in, momentum=0.9, epsilon=1e-5, bias_init=nnx.initializers.constant(1e-3),
+                                rngs=rngs)
+        bound = 1.0 / math.sqrt(n_in)  # PyTorch's default Linear init (kaiming_uniform a=sqrt(5))
+        self.linear = nnx.Linear(n_in, n_out, use_bias=False, rngs=rngs,
+                                 kernel_init=lambda k, s, d=jnp.float32: _uniform(k, s, bound))
+        self.p, self.act = float(p), bool(act)
+
+    def __call__(self, x: jax.Array, *, train: bool, key: jax.Array | None) -> jax.Array:
+        x = self.bn(x, use_running_average=not train)
+        if key is not None and self.p > 0.0:
+            x = x * dropout_mask(key, x.shape, self.p)
+        x = self.linear(x)
+        return jax.nn.relu(x) if self.act else x
+
+
+class PoolingLinearClassifier(nnx.Module):
+    """Concat pooling then the LinBnDrop blocks (``dims`` = [3*emb] + lin_ftrs + [n_out]); optional ``y_range``."""
+
+    def __init__(self, dims: list[int], ps: list[float], y_range: tuple[float, float] | None = None, *,
+                 rngs: nnx.Rngs):
+        if len(ps) != len(dims) - 1:
+            raise ValueError(f"Number of layers and dropout values do not match: {len(dims) - 1} layers, "
+                             f"{len(ps)} dropout values (ps={list(ps)})")
+        n = len(dims) - 1
+        self.layers = nnx.List([LinBnDrop(dims[i], dims[i + 1], ps[i], act=i < n - 1, rngs=rngs) for i in range(n)])
+        self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
+
+    def __call__(self, pooled: jax.Array, *, train: bool, key: jax.Array | None) -> jax.Array:
+        keys = [None] * len(self.layers) if key is None else list(jax.random.split(key, len(self.layers)))
+        x = pooled
+        for layer, k in zip(self.layers, keys):
+            x = layer(x, train=train, key=k)
+        if self.y_range is not None:  # fastai's SigmoidRange
+            lo, hi = self.y_range
+            x = jax.nn.sigmoid(x) * (hi - lo) + lo
+        return x
+
+
+class TextClassifier(nnx.Module):
+    """fastai's ``SequentialRNN(SentenceEncoder, PoolingLinearClassifier)``: ``model(x, *, train, rngs)`` ->
+    ``ModelOutput(logits, None, aux_loss)``; AR/TAR apply to the encoder output as in fastai v2."""
+
+    def __init__(self, encoder: SentenceEncoder, head: PoolingLinearClassifier, alpha: float = 2.0,
+                 beta: float = 1.0):
+        self.encoder, self.head = encoder, head
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> ModelOutput:
+        key = _dropout_key(train, rngs)
+        k_enc, k_head = (None, None) if key is None else tuple(jax.random.split(key))
+        out, mask = self.encoder(x, k_enc)
+        logits = self.head(masked_concat_pool(out, mask), train=train, key=k_head)
+        aux = ar_tar(out, out, self.alpha, self.beta) if train else jnp.float32(0.0)
+        return ModelOutput(logits, None, aux)
+
+
+def merge_config(defaults: Mapping[str, Any], config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults updated by a (possibly partial) ``config``; unknown keys are an error naming them.
+
+    fastai's ``get_language_model`` replaces the whole dict (a partial one raises KeyError); we merge in both
+    factories, as ``get_text_classifier`` does (fastai_facts.md section 0 item 12).
+    """
+    cfg = dict(defaults)
+    extra = sorted(set(config or {}) - set(defaults) - {"qrnn"})
+    if extra:
+        raise ValueError(f"unknown AWD_LSTM config keys {extra}; valid keys: {sorted(defaults)}")
+    for k, v in (config or {}).items():
+        if k == "qrnn":  # fastai v1 configs carry qrnn=False
+            if v:
+                raise ValueError("qrnn=True is not supported (fastai v2 dropped QRNN too)")
+            continue
+        cfg[k] = v
+    return cfg
+
+
+def _scaled(config: Mapping[str, Any], drop_mult: float) -> dict[str, Any]:
+    """``drop_mult`` multiplies every key ending in ``_p`` (all five dropouts), as fastai does."""
+    return {k: (v * drop_mult if k.endswith("_p") else v) for k, v in config.items()}
+
+
+def _check_arch(arch: Any) -> None:
+    if arch is not AWD_LSTM:
+        raise ValueError(f"only AWD_LSTM is supported as arch, got {arch!r}")
+
+
+def get_language_model(arch: type, vocab_sz: int, config: Mapping[str, Any] | None = None,
+                       drop_mult: float = 1.0, *, seed: int = 0, alpha: float = 2.0, beta: float = 1.0,
+                       unroll: int = 1) -> LanguageModel:
+    """fastai's ``get_language_model``: an AWD-LSTM language model for ``vocab_sz`` tokens."""
+    _check_arch(arch)
+    cfg = _scaled(merge_config(awd_lstm_lm_config, config), drop_mult)
+    rngs = nnx.Rngs(params=seed)
+    tie, output_p, out_bias = cfg.pop("tie_weights"), cfg.pop("output_p"), cfg.pop("out_bias")
+    encoder = AWD_LSTM(vocab_sz, **cfg, rngs=rngs, unroll=unroll)
+    decoder = LinearDecoder(vocab_sz, cfg["emb_sz"], output_p, tie_weights=tie, bias=out_bias, rngs=rngs)
+    return LanguageModel(encoder, decoder, alpha=alpha, beta=beta)
+
+
+def get_text_classifier(arch: type, vocab_sz: int, n_class: int, seq_len: int = 72,
+                        config: Mapping[str, Any] | None = None, drop_mult: float = 1.0,
+                        lin_ftrs: list[int] | None = None, ps: list[float] | None = None, pad_idx: int = 1,
+                        max_len: int | None = 72 * 20, y_range: tuple[float, float] | None = None, *,
+                        seed: int = 0, alpha: float = 2.0, beta: float = 1.0, unroll: int = 1) -> TextClassifier:
+    """fastai's ``get_text_classifier``: chunked AWD-LSTM encoder + concat pooling + LinBnDrop head."""
+    _check_arch(arch)
+    if n_class <= 0:
+        raise ValueError(f"n_class must be positive, got {n_class}")
+    cfg = _scaled(merge_config(awd_lstm_clas_config, config), drop_mult)
+    lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
+    ps = [0.1] * len(lin_ftrs) if ps is None else list(ps)
+    dims = [cfg["emb_sz"] * 3] + lin_ftrs + [n_class]
+    ps = [cfg.pop("output_p")] + ps
+    rngs = nnx.Rngs(params=seed)
+    encoder = SentenceEncoder(seq_len, AWD_LSTM(vocab_sz, **cfg, rngs=rngs, unroll=unroll), pad_idx=pad_idx,
+                              max_len=max_len)
+    head = PoolingLinearClassifier(dims, ps, y_range=y_range, rngs=rngs)
+    return TextClassifier(encoder, head, alpha=alpha, beta=beta)
+
+
+def lm_splitter(n_layers: int):
+    """fastai's ``awd_lstm_lm_split`` as a path -> group function: one group per LSTM layer, then the embedding
+    and the (tied) decoder together in the last group."""
+
+    def splitter(path: tuple) -> int:
+        if len(path) > 2 and path[0] == "encoder" and path[1] == "rnns":
+            return int(path[2])
+        return n_layers
+
+    return splitter
+
+
+def clas_splitter(n_layers: int):
+    """fastai's ``awd_lstm_clas_split``: [embedding], [rnn 0], ..., [rnn n-1], [head]."""
+
+    def splitter(path: tuple) -> int:
+        if path[0] == "head":
+            return n_layers + 1
+        if len(path) > 3 and path[:3] == ("encoder", "module", "rnns"):
+            return int(path[3]) + 1
+        return 0
+
+    return splitter
