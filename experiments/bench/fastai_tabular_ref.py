@@ -1,0 +1,43 @@
+"""Reference side of bench_tabular: fastai 2.8 on the exact frame and split our side uses.
+
+Run only by a separate interpreter (``--ref-python``, the ``ref`` extra): it imports torch and fastai, which
+must never share a process with JAX. Input: a JSON spec file path; output: one JSON line on stdout.
+"""
+
+import json
+import sys
+import time
+
+
+def main(spec_path: str) -> None:
+    spec = json.loads(open(spec_path).read())
+    import numpy as np
+    import pandas as pd
+    import torch
+    from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularDataLoaders, accuracy, tabular_learner
+
+    torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
+    df = pd.read_pickle(spec["frame"])
+    results = []
+    for seed in spec["seeds"]:
+        torch.manual_seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 (fastai's shuffling reads the global state)
+        dls = TabularDataLoaders.from_df(df, procs=[FillMissing, Categorify, Normalize],
+                                         cat_names=spec["cat_names"], cont_names=spec["cont_names"],
+                                         y_names=spec["y_name"], valid_idx=spec["valid_idx"], bs=spec["bs"])
+        learn = tabular_learner(dls, layers=spec["layers"], metrics=accuracy, wd=spec.get("wd"))
+        t = time.perf_counter()
+        with learn.no_bar(), learn.no_logging():
+            if spec["schedule"] == "one_cycle":
+                learn.fit_one_cycle(spec["epochs"], spec["lr"])
+            else:
+                learn.fit(spec["epochs"], spec["lr"])
+            fit_s = time.perf_counter() - t
+            loss, acc = learn.validate()
+        results.append({"seed": seed, "fit_s": fit_s, "accuracy": float(acc), "valid_loss": float(loss),
+                        "n_train": len(dls.train_ds), "threads": torch.get_num_threads()})
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
