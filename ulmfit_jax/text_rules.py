@@ -127,3 +127,30 @@ def apply_rules(t: str, rules: Sequence[Rule] = DEFAULT_RULES) -> str:
 def rules_key(rules: Sequence[Rule]) -> str:
     """A stable name for a rule list (part of the corpus cache key)."""
     return ",".join(f"{getattr(r, '__module__', '?')}.{getattr(r, '__qualname__', repr(r))}" for r in rules)
+
+
+_NO_SPACE_BEFORE = re.compile(r" (?=[.,!?;:%)\]}…]|n't\b|'(?:s|re|ve|ll|d|m)\b)")
+_NO_SPACE_AFTER = re.compile(r"(?<=[(\[{$#]) ")
+
+
+def undo_rules(tokens: Sequence[str]) -> str:
+    """Readable text from tokens: ``xxmaj``/``xxup`` restore capitals, ``xxrep``/``xxwrep`` expand, ``xxbos``,
+    ``xxeos`` and ``xxpad`` go, and spaces before punctuation are dropped (for display and generated text)."""
+    out: list[str] = []
+    i, n = 0, len(tokens)
+    while i < n:
+        t = tokens[i]
+        if t in (BOS, EOS, PAD):
+            i += 1
+        elif t in (TK_MAJ, TK_UP) and i + 1 < n:
+            w = tokens[i + 1]
+            out.append(w.upper() if t == TK_UP else w[:1].upper() + w[1:])
+            i += 2
+        elif t in (TK_REP, TK_WREP) and i + 2 < n and tokens[i + 1].isdigit():
+            k, w = int(tokens[i + 1]), tokens[i + 2]
+            out.append(w * k if t == TK_REP else " ".join([w] * k))
+            i += 3
+        else:
+            out.append(t.replace("▁", " "))
+            i += 1
+    return _NO_SPACE_AFTER.sub("", _NO_SPACE_BEFORE.sub("", " ".join(out))).strip()

@@ -16,6 +16,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, islice
@@ -143,12 +144,19 @@ def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def _pool_map(fn: Callable, chunks: Iterable[list[str]], tokenizer: Tokenizer, n_workers: int,
-              in_flight: int | None = None) -> Iterator[Any]:
+              in_flight: int | None = None, start_method: str | None = None) -> Iterator[Any]:
     """``fn`` over ``chunks`` in a process pool, results in order, at most ``in_flight`` chunks pending."""
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    ctx = mp.get_context(method)
+    if start_method is None:
+        start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(start_method)
     in_flight = in_flight or 2 * n_workers
-    with ctx.Pool(n_workers, initializer=_init_worker, initargs=(tokenizer,)) as pool:
+    with warnings.catch_warnings():
+        # JAX warns on any fork once it has started its runtime threads. Our workers run only Python and NumPy
+        # (tokenizing), never JAX, so no lock a JAX thread might hold is ever needed in them; fork is what
+        # fastai uses too, and it spares scripts the ``if __name__ == "__main__"`` guard that spawn requires.
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        pool = ctx.Pool(n_workers, initializer=_init_worker, initargs=(tokenizer,))
+    with pool:
         pending: deque = deque()
         for chunk in chunks:
             pending.append(pool.apply_async(fn, (chunk,)))
@@ -173,7 +181,7 @@ def _resolve(tokenizer: Tokenizer | None, n_workers: int | None, n: int | None) 
 
 
 def iter_tokenize(texts: Iterable[str], n_workers: int | None = None, tokenizer: Tokenizer | None = None,
-                  chunk_size: int | None = None) -> Iterator[list[str]]:
+                  chunk_size: int | None = None, start_method: str | None = None) -> Iterator[list[str]]:
     """Token lists of a stream of texts, in order, tokenized by ``n_workers`` processes in bounded memory."""
     n = len(texts) if isinstance(texts, Sequence) else None
     tokenizer, n_workers = _resolve(tokenizer, n_workers, n)
@@ -181,7 +189,7 @@ def iter_tokenize(texts: Iterable[str], n_workers: int | None = None, tokenizer:
         yield from tokenizer(texts)
         return
     size = chunk_size or _chunk_size(n, n_workers)
-    for res in _pool_map(_tokens_task, _chunks(texts, size), tokenizer, n_workers):
+    for res in _pool_map(_tokens_task, _chunks(texts, size), tokenizer, n_workers, start_method=start_method):
         yield from res
 
 
@@ -216,8 +224,8 @@ class TokenIds:
 
 
 def iter_token_ids(texts: Iterable[str], table: TokenIds, n_workers: int | None = None,
-                   tokenizer: Tokenizer | None = None,
-                   chunk_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                   tokenizer: Tokenizer | None = None, chunk_size: int | None = None,
+                   start_method: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(ids, lengths) per chunk of a stream of texts: ids int32 in ``table``'s numbering, lengths per text."""
     n = len(texts) if isinstance(texts, Sequence) else None
     tokenizer, n_workers = _resolve(tokenizer, n_workers, n)
@@ -231,5 +239,6 @@ def iter_token_ids(texts: Iterable[str], table: TokenIds, n_workers: int | None 
         finally:
             _worker.clear()
         return
-    for src, new, ids, lengths in _pool_map(_ids_task, _chunks(texts, size), tokenizer, n_workers):
+    for src, new, ids, lengths in _pool_map(_ids_task, _chunks(texts, size), tokenizer, n_workers,
+                                            start_method=start_method):
         yield table.add(src, new, ids), lengths
