@@ -114,10 +114,10 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
     ``layers`` default ``[n_factors]``, embedding sizes by fastai's rule or ``emb_szs``), MSE loss.
 
     ``config`` holds the model's other keyword arguments (``EmbeddingNN``: ``ps``, ``embed_p``, ``use_bn``...;
-    the hybrid: ``id_drop``). Beyond fastai: ``use_meta`` (default: whether ``dls`` carries metadata) builds the hybrid
-    ``HybridDotBias``;
-    ``seed`` sets initialisation, shuffling and dropout; ``device_epoch`` (default on) runs each training epoch
-    as one jitted ``lax.scan``. Other keyword arguments (``wd``, ``lr``, ``metrics``, ``cbs``...) go to ``Learner``.
+    the hybrid: ``id_drop``, ``l2``; the dot model: ``l2``). Beyond fastai: ``use_meta`` (default: whether
+    ``dls`` carries metadata) builds the hybrid ``HybridDotBias``; ``seed`` sets initialisation, shuffling and
+    dropout; ``device_epoch`` (default on) runs each training epoch as one jitted ``lax.scan``. Other keyword
+    arguments (``wd``, ``lr``, ``metrics``, ``cbs``...) go to ``Learner``.
     """
     if not isinstance(dls, CollabDataLoaders):
         raise TypeError(f"collab_learner needs CollabDataLoaders, got {type(dls).__name__}")
@@ -141,6 +141,6 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
         model = HybridDotBias(n_factors, dls.n_users, dls.n_items, n_uf, n_if, y_range=y_range, **(config or {}),
                               rngs=rngs)
     else:
-        model = EmbeddingDotBias(n_factors, dls.n_users, dls.n_items, y_range=y_range, rngs=rngs)
+        model = EmbeddingDotBias(n_factors, dls.n_users, dls.n_items, y_range=y_range, **(config or {}), rngs=rngs)
     return CollabLearner(dls, model, loss_func if loss_func is not None else MSELossFlat(), seed=seed,
                          device_epoch=device_epoch, path=kwargs.pop("path", dls.path), **kwargs)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from collab_jax.metadata import HybridInput
+from learner_jax.model_io import ModelOutput
 
 
 def trunc_normal_init(std: float = 0.01) -> Callable:
@@ -57,12 +58,25 @@ def _embed(n: int, k: int, rngs: nnx.Rngs) -> nnx.Embed:
     return nnx.Embed(n, k, embedding_init=trunc_normal_init(0.01), rngs=rngs)
 
 
+def _with_l2(res: jax.Array, l2: float, train: bool, *rows: jax.Array) -> jax.Array | ModelOutput:
+    """Predictions, plus (training only) ``l2`` times the batch's mean squared norm of the looked-up rows.
+
+    Beyond fastai: classic matrix-factorisation regularisation, per occurrence, so frequent users and items
+    are regularised more often; decoupled weight decay instead shrinks every row at every step."""
+    if not (train and l2):
+        return res
+    penalty = sum(jnp.sum(jnp.square(r.reshape(r.shape[0], -1)), axis=1) for r in rows)
+    return ModelOutput(res, aux_loss=l2 * jnp.mean(penalty))
+
+
 class EmbeddingDotBias(nnx.Module):
-    """fastai's dot model: ``sum(u * i) + u_bias + i_bias``, through ``sigmoid_range`` when ``y_range`` is set."""
+    """fastai's dot model: ``sum(u * i) + u_bias + i_bias``, through ``sigmoid_range`` when ``y_range`` is set.
+    ``l2`` (ours, default off) adds per-occurrence L2 on the batch's factors and biases to the training loss."""
 
     def __init__(self, n_factors: int, n_users: int, n_items: int, y_range: tuple[float, float] | None = None,
-                 *, rngs: nnx.Rngs):
+                 l2: float = 0.0, *, rngs: nnx.Rngs):
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
+        self.l2 = float(l2)
         self.u_weight = _embed(n_users, n_factors, rngs)
         self.i_weight = _embed(n_items, n_factors, rngs)
         self.u_bias = _embed(n_users, 1, rngs)
@@ -71,9 +85,10 @@ class EmbeddingDotBias(nnx.Module):
     def __call__(self, x: jax.Array | HybridInput, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         ids = _ids(x)
         users, items = ids[:, 0], ids[:, 1]
-        dot = jnp.sum(self.u_weight(users) * self.i_weight(items), axis=1)
-        res = dot + self.u_bias(users)[:, 0] + self.i_bias(items)[:, 0]
-        return res if self.y_range is None else sigmoid_range(res, *self.y_range)
+        u, i, bu, bi = self.u_weight(users), self.i_weight(items), self.u_bias(users), self.i_bias(items)
+        res = jnp.sum(u * i, axis=1) + bu[:, 0] + bi[:, 0]
+        res = res if self.y_range is None else sigmoid_range(res, *self.y_range)
+        return _with_l2(res, self.l2, train, u, i, bu, bi)
 
 
 class LinBnDrop(nnx.Module):
@@ -148,11 +163,12 @@ class HybridDotBias(nnx.Module):
     """
 
     def __init__(self, n_factors: int, n_users: int, n_items: int, n_user_feats: int, n_item_feats: int,
-                 y_range: tuple[float, float] | None = None, id_drop: float = 0.0, *, rngs: nnx.Rngs):
+                 y_range: tuple[float, float] | None = None, id_drop: float = 0.0, l2: float = 0.0, *,
+                 rngs: nnx.Rngs):
         if not 0 <= id_drop < 1:
             raise ValueError(f"id_drop must be in [0, 1), got {id_drop}")
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
-        self.id_drop = float(id_drop)
+        self.id_drop, self.l2 = float(id_drop), float(l2)
         self.u_weight = _embed(n_users, n_factors, rngs)
         self.i_weight = _embed(n_items, n_factors, rngs)
         self.u_bias = _embed(n_users, 1, rngs)
@@ -173,9 +189,10 @@ class HybridDotBias(nnx.Module):
             ku, ki = jax.random.split(rngs.dropout())
             keep_u = jax.random.bernoulli(ku, 1 - self.id_drop, users.shape).astype(jnp.float32)
             keep_i = jax.random.bernoulli(ki, 1 - self.id_drop, items.shape).astype(jnp.float32)
-        u = self.u_weight(users) * keep_u[:, None] + x.user @ self.u_meta[...]
-        i = self.i_weight(items) * keep_i[:, None] + x.item @ self.i_meta[...]
-        b = (self.u_bias(users)[:, 0] * keep_u + self.i_bias(items)[:, 0] * keep_i
-             + x.user @ self.u_meta_b[...] + x.item @ self.i_meta_b[...])
+        uw, iw, ub, ib = self.u_weight(users), self.i_weight(items), self.u_bias(users), self.i_bias(items)
+        u = uw * keep_u[:, None] + x.user @ self.u_meta[...]
+        i = iw * keep_i[:, None] + x.item @ self.i_meta[...]
+        b = ub[:, 0] * keep_u + ib[:, 0] * keep_i + x.user @ self.u_meta_b[...] + x.item @ self.i_meta_b[...]
         res = jnp.sum(u * i, axis=1) + b
-        return res if self.y_range is None else sigmoid_range(res, *self.y_range)
+        res = res if self.y_range is None else sigmoid_range(res, *self.y_range)
+        return _with_l2(res, self.l2, train, uw, iw, ub, ib)

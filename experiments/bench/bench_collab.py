@@ -81,6 +81,9 @@ def run_ref(ref_python: str, df: pd.DataFrame, cfg: dict, timeout: float = 1800)
                               env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"reference run failed ({ref_python}):\n{proc.stderr[-3000:]}")
+    for line in proc.stderr.splitlines():  # fastai's epoch table: [epoch, train_loss, valid_loss, time]
+        if line.startswith("["):
+            print(f"  fastai {line}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -26,8 +26,9 @@ def run_fastai(spec: dict, df) -> dict:
                        y_block=TransformBlock(), splits=splits)
     dls = to.dataloaders(bs=spec["bs"])
     learn = collab_learner(dls, n_factors=spec["n_factors"], y_range=tuple(spec["y_range"]))
+    learn.logger = lambda row: print(row, file=sys.stderr)  # the epoch table goes to stderr, JSON to stdout
     t = time.perf_counter()
-    with learn.no_bar(), learn.no_logging():
+    with learn.no_bar():
         learn.fit_one_cycle(spec["epochs"], spec["lr"], wd=spec["wd"])
     fit_s = time.perf_counter() - t
     return {"fit_s": fit_s, "valid_mse": float(learn.validate()[0]),

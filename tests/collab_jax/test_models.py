@@ -100,3 +100,15 @@ def test_hybrid_cold_rows_use_metadata_and_id_drop_only_in_training():
         h(IDS)
     with pytest.raises(ValueError, match="id_drop"):
         HybridDotBias(4, 10, 10, 3, 2, id_drop=1.0, rngs=nnx.Rngs(0))
+
+
+def test_l2_adds_per_occurrence_penalty_in_training_only():
+    m = EmbeddingDotBias(3, 5, 6, y_range=(0, 5.5), l2=0.5, rngs=nnx.Rngs(0))
+    out = m(IDS, train=True)
+    ids = np.asarray(IDS)
+    rows = [np.asarray(t.embedding[...])[ids[:, c]] for t, c in
+            ((m.u_weight, 0), (m.i_weight, 1), (m.u_bias, 0), (m.i_bias, 1))]
+    want = 0.5 * np.mean(sum((r**2).sum(1) for r in rows))
+    assert float(out.aux_loss) == pytest.approx(want, rel=1e-5)
+    np.testing.assert_allclose(np.asarray(out.preds), np.asarray(m(IDS, train=False)))
+    assert not hasattr(EmbeddingDotBias(3, 5, 6, rngs=nnx.Rngs(0))(IDS, train=True), "aux_loss")
