@@ -137,9 +137,17 @@ def _ids_task(texts: list[str]) -> tuple[str, list[str], np.ndarray, np.ndarray]
     return _worker["source"], new, ids, lengths
 
 
-def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(texts)
-    while chunk := list(islice(it, size)):
+def _chunks(texts: Iterable[str], size: int, max_chars: int = 1_000_000) -> Iterator[list[str]]:
+    """Lists of up to ``size`` texts and about ``max_chars`` characters (long documents travel alone)."""
+    chunk: list[str] = []
+    chars = 0
+    for t in texts:
+        chunk.append(t)
+        chars += len(t)
+        if len(chunk) >= size or chars >= max_chars:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
         yield chunk
 
 

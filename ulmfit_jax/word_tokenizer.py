@@ -21,7 +21,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from ulmfit_jax.text_rules import SPECIAL_TOKENS
+from ulmfit_jax.text_rules import SPECIAL_TOKENS, replace_space
 
 TABLES_PATH = Path(__file__).with_name("spacy_en_tokenizer.json")
 _WS_RUNS = re.compile(r"(\s+)")
@@ -222,6 +222,9 @@ class WordTokenizer:
         self._suffix_skips_words = _suffix_skips_words(self._suffix)
         self._patterns = self._matcher_patterns(bool(tables.get("faster_heuristics", True)))
         self._pattern_starts = self._index(self._patterns)
+        self._max_pattern = max(map(len, self._patterns), default=1)
+        # post rules that leave tokens without spaces alone (replace_space) cannot change what the matcher sees
+        self._post_keeps_words = all(r is replace_space for r in self.post_rules)
         # a match needs one of these tokens (any but the first of its pattern): a cheap test before matching
         self._pattern_tokens = frozenset(t for p in self._patterns for t in (p[1:] or p))
         # patterns whose rewrite differs from the matched tokens: only a chunk holding one of these can make the
@@ -377,12 +380,10 @@ class WordTokenizer:
                     matches.append((i, i + len(pat)))
         return matches
 
-    def _apply_matcher(self, toks: list[str], spaces: list[bool]) -> list[str]:
-        """spaCy's ``_apply_special_cases``: rewrite matched token runs whose text is a special case."""
+    def _kept_matches(self, toks: list[str]) -> list[tuple[int, int]]:
+        """spaCy's ``_filter_special_spans``: longest first, then leftmost; a match is kept if no match handled
+        before it covered its first or last token (whether or not that one was kept). Sorted by start."""
         matches = self._find_matches(toks)
-        if not matches:
-            return toks
-        # longest first, then leftmost; a match is kept if its first and last tokens are still free
         matches.sort(key=lambda m: (m[1] - m[0], -m[0]))
         seen: set[int] = set()
         kept = []
@@ -390,15 +391,68 @@ class WordTokenizer:
             if st not in seen and en - 1 not in seen:
                 kept.append((st, en))
             seen.update(range(st, en))
+        return sorted(kept)
+
+    def _apply_matcher(self, toks: list[str], spaces: list[bool]) -> list[str]:
+        """spaCy's ``_apply_special_cases``: rewrite kept matches whose text (spaces included) is a special case."""
         out: list[str] = []
         pos = 0
-        for st, en in sorted(kept):
+        for st, en in self._kept_matches(toks):
             text = "".join(t + (" " if sp else "") for t, sp in zip(toks[st:en - 1], spaces[st:en - 1]))
             text += toks[en - 1]
             out.extend(toks[pos:st])
             out.extend(self._specials.get(text, toks[st:en]))
             pos = en
         out.extend(toks[pos:])
+        return out
+
+    def _fix_active(self, parts: list[str], got: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        """Apply the matcher pass to the pieces where it rewrites tokens, each seen with enough neighbours.
+
+        A match's fate depends only on the matches overlapping it, and matches are at most ``max_pattern``
+        tokens long, so ``max_pattern - 1`` tokens of context on each side give spaCy's whole-text result.
+        Only matches inside a piece can be rewritten (a match across pieces has a space in its text).
+        """
+        ctx = self._max_pattern - 1
+        out = list(got)
+        present = self._active.intersection(parts)
+        if len(present) > 2:
+            where = [j for j, p in enumerate(parts) if p in present]
+        else:  # list.index scans in C: faster than a Python loop over a long text
+            where = []
+            for part in present:
+                j = parts.index(part)
+                while True:
+                    where.append(j)
+                    try:
+                        j = parts.index(part, j + 1)
+                    except ValueError:
+                        break
+        for j in where:
+            left: list[str] = []
+            k = j - 1
+            while len(left) < ctx and k >= 0:
+                left[:0] = got[k]
+                k -= 1
+            left = left[len(left) - ctx:] if ctx else []
+            right: list[str] = []
+            k = j + 1
+            while len(right) < ctx and k < len(got):
+                right.extend(got[k])
+                k += 1
+            window = left + list(got[j]) + right[:ctx]
+            a, b = len(left), len(left) + len(got[j])
+            new: list[str] = []
+            pos = a
+            for st, en in self._kept_matches(window):
+                if st >= a and en <= b:
+                    rep = self._specials.get("".join(window[st:en]))
+                    if rep is not None:
+                        new.extend(window[pos:st])
+                        new.extend(self._post(rep))
+                        pos = en
+            new.extend(window[pos:b])
+            out[j] = tuple(new)
         return out
 
     def _post(self, toks: Iterable[str]) -> tuple[str, ...]:
@@ -410,8 +464,8 @@ class WordTokenizer:
     # A text is split on ' ' into pieces; each distinct piece's tokens are computed once (``_learn``) and cached.
     # This is exact for pieces tokenized the same wherever they occur: those neither starting nor ending with
     # whitespace. Texts with other pieces (double spaces, ' ' next to a newline) are split on whitespace runs
-    # instead, with each run cached as the token it makes. Texts holding a chunk where spaCy's special-case
-    # matcher rewrites tokens (rare: emoticons glued to words) run the uncached algorithm.
+    # instead, with each run cached as the token it makes. Pieces where spaCy's special-case matcher rewrites
+    # tokens (rare: emoticons glued to words) are cached before that pass and fixed in context (_fix_active).
     def _learn(self, part: str) -> tuple[str, ...]:
         """Tokens of a piece or whitespace run, computed by spaCy's algorithm and added to the cache."""
         specials = self._specials
@@ -420,10 +474,9 @@ class WordTokenizer:
             toks = self._post((part,))
         elif part and part.isprintable() and " " not in part:  # no whitespace inside: one chunk
             first = list(specials[part]) if part in specials else self._split_affixes(part, specials)
-            if len(first) > 1 and not self._pattern_tokens.isdisjoint(first):
-                if self._find_matches(first, self._changing_starts):
-                    self._active.add(part)
-                first = self._apply_matcher(first, [False] * len(first))
+            if (len(first) > 1 and not self._pattern_tokens.isdisjoint(first)
+                    and self._find_matches(first, self._changing_starts)):
+                self._active.add(part)  # the matcher rewrites tokens here: see _fix_active
             toks = self._post(first)
         elif not part or part.isspace():  # a run between chunks: a leading ' ' is the previous token's space
             self._context.add(part)
@@ -433,10 +486,10 @@ class WordTokenizer:
             self._context.add(part)
             toks = ()
         else:  # whitespace (other than ' ') inside, or unprintable characters
-            first, spaces = self._first_pass(part, specials)
+            first, _ = self._first_pass(part, specials)
             if len(first) > 1 and self._find_matches(first, self._changing_starts):
                 self._active.add(part)
-            toks = self._post(self._apply_matcher(first, spaces))
+            toks = self._post(first)
         self._cache[part] = toks
         return toks
 
@@ -459,7 +512,9 @@ class WordTokenizer:
             parts = _WS_RUNS.split(text)
             got = list(map(self._cache.__getitem__, parts))
         if self._active and not self._active.isdisjoint(parts):
-            return self._exact(text)
+            if not self._post_keeps_words:
+                return self._exact(text)
+            got = self._fix_active(parts, got)
         return list(chain.from_iterable(got))
 
     def __call__(self, items: Iterable[str]) -> Iterator[list[str]]:

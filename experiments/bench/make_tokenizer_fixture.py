@@ -2,8 +2,9 @@
 
 Three parts: hand-picked edge cases through fastai's full ``tokenize1`` (rules + spaCy); random strings of
 punctuation, contractions, URLs, emoticons and odd whitespace through bare ``spacy.blank('en')`` (with fastai's
-special tokens), which exercises every branch of spaCy's algorithm; and, for the 1,000 reviews of fastai's
-``imdb_sample`` (``texts.csv``), a SHA-1 of fastai's token list per review, checked by a real-data test.
+special tokens), which exercises every branch of spaCy's algorithm, alone and joined into long texts; and, for
+the 1,000 reviews of fastai's ``imdb_sample`` (``texts.csv``), a SHA-1 of fastai's token list per review,
+checked by a real-data test.
 
     /work/refenv/bin/python experiments/bench/make_tokenizer_fixture.py \
         --imdb-sample /work/shared/data/imdb/imdb_sample/texts.csv
@@ -54,10 +55,13 @@ def main() -> None:
         nlp.tokenizer.add_special_case(w, [{ORTH: w}])
     rng = random.Random(0)
     rand = ["".join(rng.choice(ATOMS) for _ in range(rng.randint(1, 30))) for _ in range(args.n_random)]
+    # long texts of many random pieces: the special-case matcher's context across pieces
+    joined = [" ".join(rng.choice(rand) for _ in range(rng.randint(5, 25))) for _ in range(60)]
     fixture = {
         "source": f"fastai tokenize1 / spacy {spacy.about.__version__} blank('en')",
         "edge": {"texts": EDGE_CASES, "tokens": [list(tokenize1(t, tok)) for t in EDGE_CASES]},
         "spacy_random": {"texts": rand, "tokens": [[t.text for t in nlp(x)] for x in rand]},
+        "spacy_random_long": {"texts": joined, "tokens": [[t.text for t in nlp(x)] for x in joined]},
     }
     if args.imdb_sample:
         import pandas as pd

@@ -100,6 +100,13 @@ def test_spacy_parity_on_random_strings(parity):
         assert wt.tokenize(text) == ref, repr(text)
 
 
+def test_spacy_parity_on_long_texts(parity):
+    wt = WordTokenizer()
+    for text, ref in zip(parity["spacy_random_long"]["texts"], parity["spacy_random_long"]["tokens"]):
+        assert wt.tokenize(text) == ref
+    assert wt._active  # texts where the matcher pass rewrites tokens in context were exercised
+
+
 def test_cached_and_uncached_paths_agree(parity):
     wt = WordTokenizer()
     for text in parity["spacy_random"]["texts"][:200]:
