@@ -141,6 +141,9 @@ class CollabDataLoaders(DataLoaders):
                 user_meta: MetaEncoder | None = None, item_meta: MetaEncoder | None = None) -> CollabDataLoaders:
         """Loaders from a ratings frame (user, item, rating = the first three columns unless named).
 
+        ``seed=None`` draws a fresh random split each call, as fastai; pass a seed for a reproducible one (it
+        also seeds the training loader's shuffling, which is 0 otherwise).
+
         Beyond fastai: ``valid_col`` (a boolean column, True = validation) replaces the random split, for official
         splits; ``val_bs`` (default ``max(bs, 1024)``: the validation batch size changes no number, only speed);
         ``user_meta``/``item_meta`` add metadata features for the hybrid model (``collab_jax.metadata``).

@@ -115,15 +115,15 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
 
     ``config`` holds the model's other keyword arguments (``EmbeddingNN``: ``ps``, ``embed_p``, ``use_bn``...;
     the hybrid: ``id_drop``, ``l2``; the dot model: ``l2``). Beyond fastai: ``use_meta`` (default: whether
-    ``dls`` carries metadata) builds the hybrid ``HybridDotBias``; ``seed`` sets initialisation, shuffling and
-    dropout; ``device_epoch`` (default on) runs each training epoch as one jitted ``lax.scan``. Other keyword
-    arguments (``wd``, ``lr``, ``metrics``, ``cbs``...) go to ``Learner``.
+    ``dls`` carries metadata, unless ``use_nn``) builds the hybrid ``HybridDotBias``; ``seed`` sets
+    initialisation, shuffling and dropout; ``device_epoch`` (default on) runs each training epoch as one jitted
+    ``lax.scan``. Other keyword arguments (``wd``, ``lr``, ``metrics``, ``cbs``...) go to ``Learner``.
     """
     if not isinstance(dls, CollabDataLoaders):
         raise TypeError(f"collab_learner needs CollabDataLoaders, got {type(dls).__name__}")
     _check_y_range(dls, y_range)
     has_meta = dls.user_meta is not None or dls.item_meta is not None
-    use_meta = has_meta if use_meta is None else use_meta
+    use_meta = (has_meta and not use_nn) if use_meta is None else use_meta
     if use_meta and not has_meta:
         raise ValueError("use_meta=True needs loaders built with user_meta= and/or item_meta=")
     if use_meta and use_nn:
