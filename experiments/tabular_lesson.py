@@ -30,7 +30,7 @@ def _fit_timed(learn, fn, *args) -> float:
 def run(data_dir: str | None = None, quick: bool = False) -> dict:
     """Run the tabular part and return its key numbers."""
     df = adult_sample(data_dir)
-    print(f"adult_sample: {len(df)} rows x {df.shape[1]} columns")
+    print(f"adult_sample: {len(df)} rows x {df.shape[1]} columns, from {df.attrs.get('source', '?')}")
 
     print("\n-- the lesson: valid rows 800..999, fit(1, 1e-2)")
     dls = TabularDataLoaders.from_df(df, procs=PROCS, cat_names=LESSON_CAT_NAMES, cont_names=LESSON_CONT_NAMES,

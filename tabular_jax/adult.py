@@ -58,13 +58,17 @@ def parse_uci_adult(text: str, source: str = "<text>") -> pd.DataFrame:
 
 
 def read_uci_adult(path: str | Path) -> pd.DataFrame:
-    """One UCI Adult file (plain or gzip-compressed) as a frame with ``UCI_COLUMNS``."""
-    return parse_uci_adult(_read_text(Path(path)), str(path))
+    """One UCI Adult file (plain or gzip-compressed) as a frame with ``UCI_COLUMNS``; ``attrs['source']`` = path."""
+    df = parse_uci_adult(_read_text(Path(path)), str(path))
+    df.attrs["source"] = str(path)
+    return df
 
 
 def _bundled(name: str) -> pd.DataFrame:
     ref = resources.files("tabular_jax.datasets").joinpath(f"{name}.csv.gz")
-    return parse_uci_adult(gzip.decompress(ref.read_bytes()).decode("utf-8"), f"bundled {name}")
+    df = parse_uci_adult(gzip.decompress(ref.read_bytes()).decode("utf-8"), f"bundled {name}")
+    df.attrs["source"] = f"bundled copy of UCI {name} (tabular_jax/datasets, CC BY 4.0)"
+    return df
 
 
 def _find(data_dir: str | Path | None, *names: str) -> Path | None:
@@ -95,6 +99,7 @@ def to_adult_sample(df: pd.DataFrame) -> pd.DataFrame:
     """
     out = df.rename(columns={"income": "salary"})
     out["salary"] = out["salary"].map(SAMPLE_LABELS)
+    out.attrs = dict(df.attrs)
     return out
 
 
@@ -104,6 +109,7 @@ def read_adult_sample(csv: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     df = pd.read_csv(path, skipinitialspace=True)
+    df.attrs["source"] = str(path)
     expected = [c if c != "income" else "salary" for c in UCI_COLUMNS]
     absent = [c for c in expected if c not in df.columns]
     if absent:

@@ -55,6 +55,22 @@ class TabularLearner(Learner):
         index = int(dec[0]) if isinstance(block, CategoryBlock) else np.asarray(dec[0])
         return full, index, np.asarray(preds[0])
 
+    def show_results(self, dl: Any = None, max_n: int = 10, show: bool = True) -> pd.DataFrame:
+        """Decoded rows of ``dl`` (default validation) with the target and the prediction (``<y>_pred``)."""
+        dl = self.dls.valid if dl is None else dl
+        inp, preds, targs, dec = self.get_preds(dl=dl, with_input=True, with_decoded=True)
+        keep = slice(0, max_n)
+        df = self.dls.to.decode(inp[0][keep], inp[1][keep])
+        block = self.dls.y_block
+        name = self.dls.y_names[0] if len(self.dls.y_names) == 1 else "labels"
+        if getattr(dl, "has_labels", True):
+            df[name] = list(block.decode(targs[keep]))
+        df[f"{name}_pred"] = list(block.decode((dec if isinstance(block, CategoryBlock) else preds)[keep]))
+        if show:
+            with pd.option_context("display.max_columns", 50, "display.width", 200):
+                print(df.to_string(index=False))
+        return df
+
     def show_batch(self, dl: Any = None, max_n: int = 10, show: bool = True) -> pd.DataFrame:
         return self.dls.show_batch(dl=dl, max_n=max_n, show=show)
 

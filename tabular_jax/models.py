@@ -5,7 +5,9 @@ Embeddings per categorical column -> concat -> embedding dropout; continuous col
 Dropout, the last block a plain Linear with bias (``lin_first=False`` gives v2a's BatchNorm -> Dropout -> Linear
 -> ReLU). Initialisation follows fastai/PyTorch: embeddings ``normal().fmod(2) * 0.01``, Linear weights and
 biases uniform in +-1/sqrt(fan_in), block BatchNorms with bias 1e-3 (fastai's ``BatchNorm``), the continuous
-BatchNorm with bias 0 (a plain ``nn.BatchNorm1d``). BatchNorm momentum 0.9 is PyTorch's 0.1 written Flax's way.
+BatchNorm with bias 0 (a plain ``nn.BatchNorm1d``). BatchNorm momentum 0.9 is PyTorch's 0.1 written Flax's way;
+Flax keeps the biased batch variance in the running average where PyTorch keeps the unbiased one (a factor
+bs/(bs-1), 1.6% at bs 64, on the running variance only).
 """
 
 from __future__ import annotations

@@ -153,9 +153,22 @@ def encode_classes(col: pd.Series, classes: Sequence[Any]) -> np.ndarray:
     Values are matched, never pandas category codes, so a column that arrives as a categorical with other
     categories (or another order) than in training still maps correctly (fastai uses the codes: autogluon#5830).
     """
-    values = col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype) else col
-    codes = pd.Index(list(classes[1:]), dtype=object).get_indexer(values.to_numpy(dtype=object))
+    values = (col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype) else col).to_numpy(dtype=object)
+    codes = pd.Index(list(classes[1:]), dtype=object).get_indexer(values)
+    unseen = (codes < 0) & ~pd.isna(values)
+    if unseen.any() and len(classes) > 1:
+        got, want = _kinds(values[unseen]), _kinds(classes[1:])
+        if not got & want:  # e.g. '3' read from a csv against training ints: every value silently becomes #na#
+            warnings.warn(f"categorical column {col.name!r}: {int(unseen.sum())} value(s) of type "
+                          f"{'/'.join(sorted(got))} match no training class (training classes are "
+                          f"{'/'.join(sorted(want))}); they map to '#na#'", stacklevel=4)
     return (codes + 1).astype(np.int32)
+
+
+def _kinds(values: Sequence[Any]) -> set[str]:
+    """Type families of values, numbers as one family (5.0 matches the class 5)."""
+    return {"number" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else type(v).__name__
+            for v in values}
 
 
 class Categorify(TabularProc):

@@ -109,7 +109,9 @@ class RegressionBlock:
         return y[:, 0] if y.shape[1] == 1 else y
 
     def decode(self, preds: np.ndarray) -> np.ndarray:
-        return np.asarray(preds)
+        """Predictions as values: ``(N,)`` for one target (the model's ``(N, 1)`` flattened), else ``(N, k)``."""
+        preds = np.asarray(preds)
+        return preds.reshape(len(preds)) if len(self.y_names) == 1 else preds
 
     def loss_func(self) -> Any:
         return MSELossFlat()

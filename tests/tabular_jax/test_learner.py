@@ -81,10 +81,14 @@ def test_permutation_importance_ranks_informative_columns_first(trained):
     assert imp.set_index("feature").loc["color", "accuracy"] < imp.attrs["baseline"]["accuracy"] - 0.1
 
 
-def test_show_batch(trained):
-    _, learn, _ = trained
-    df = learn.show_batch(max_n=3, show=False)
-    assert len(df) == 3 and set(df["label"]) <= {"yes", "no"}
+def test_show_batch_and_show_results(trained):
+    df, learn, _ = trained
+    batch = learn.show_batch(max_n=3, show=False)
+    assert len(batch) == 3 and set(batch["label"]) <= {"yes", "no"}
+    res = learn.show_results(max_n=5, show=False)
+    assert res["label"].tolist() == df["label"].iloc[800:805].tolist()
+    assert res["color"].tolist() == df["color"].iloc[800:805].tolist()
+    assert (res["label_pred"] == res["label"]).mean() >= 0.6
 
 
 def test_regression_with_y_range():

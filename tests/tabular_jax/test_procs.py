@@ -119,3 +119,12 @@ def test_encode_does_not_modify_its_input():
         warnings.simplefilter("error")
         fm.encode(df)
     assert np.isnan(df["x"].iloc[1]) and "x_na" not in df
+
+
+def test_categorify_warns_when_values_have_another_type_than_training_classes():
+    cat = Categorify()
+    cat.setup(pd.DataFrame({"code": [3, 5, 7]}), Columns(("code",), (), ()))
+    assert cat.encode(pd.DataFrame({"code": [5.0, 9]}))["code"].tolist() == [2, 0]  # 5.0 is the class 5
+    with pytest.warns(UserWarning, match="'code': 2 value\\(s\\) of type str match no training class"):
+        out = cat.encode(pd.DataFrame({"code": ["3", "5"]}))
+    assert out["code"].tolist() == [0, 0]
