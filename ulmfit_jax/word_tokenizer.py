@@ -25,12 +25,12 @@ from ulmfit_jax.text_rules import SPECIAL_TOKENS, replace_space
 
 TABLES_PATH = Path(__file__).with_name("spacy_en_tokenizer.json")
 _WS_RUNS = re.compile(r"(\s+)")
-_LOWER_RUN = re.compile(r"[a-z]*")
+_LOWER = string.ascii_lowercase
 
 
 def _leading_lower(s: str) -> int:
     """Length of the run of lowercase ASCII letters that ``s`` starts with."""
-    return _LOWER_RUN.match(s).end()
+    return len(s) - len(s.lstrip(_LOWER))
 
 
 @functools.lru_cache(maxsize=4)
@@ -178,7 +178,8 @@ def _regex_can_match(rx: re.Pattern | None, alphabet: str) -> bool:
 
 
 def _suffix_skips_words(rx: re.Pattern | None) -> bool:
-    """Whether no suffix match can start inside a leading run of lowercase letters (first position included)."""
+    """Whether no match of an affix regex can start inside a leading run of lowercase letters (first position
+    included)."""
     if rx is None or rx.flags & re.IGNORECASE:
         return False
     items = _parse(rx)
@@ -218,8 +219,10 @@ class WordTokenizer:
         # a word (proved on the regexes' syntax trees), they are their own token and skip spaCy's algorithm.
         self._plain_words_whole = not any(_regex_can_match(rx, string.ascii_lowercase)
                                           for rx in (self._prefix, self._suffix, self._infix))
-        # a suffix cannot start inside a word's leading lowercase letters: suffix search may start after them
+        # a suffix cannot start inside a word's leading lowercase letters: suffix search may start after them;
+        # likewise no prefix starts with a lowercase letter, so words starting with one skip the prefix search
         self._suffix_skips_words = _suffix_skips_words(self._suffix)
+        self._prefix_skips_words = _suffix_skips_words(self._prefix)
         self._patterns = self._matcher_patterns(bool(tables.get("faster_heuristics", True)))
         self._pattern_starts = self._index(self._patterns)
         self._max_pattern = max(map(len, self._patterns), default=1)
@@ -258,6 +261,7 @@ class WordTokenizer:
         prefix_search = self._prefix.search if self._prefix is not None else None
         suffix_search = self._suffix.search if self._suffix is not None else None
         plain_ok = self._plain_words_whole
+        skip_pre = self._prefix_skips_words
         last = 0
         while string and len(string) != last:
             if token_match is not None and token_match(string):
@@ -265,8 +269,11 @@ class WordTokenizer:
             if string in specials or (plain_ok and string.isascii() and string.isalpha() and string.islower()):
                 break  # a plain word has no affix (proved in __init__): nothing more to strip
             last = len(string)
-            m = prefix_search(string) if prefix_search is not None else None
-            pre_len = 0 if m is None else m.end() - m.start()
+            if prefix_search is None or (skip_pre and string[0] in _LOWER):
+                pre_len = 0
+            else:
+                m = prefix_search(string)
+                pre_len = 0 if m is None else m.end() - m.start()
             if pre_len:
                 prefix, minus_pre = string[:pre_len], string[pre_len:]
                 if minus_pre and minus_pre in specials:

@@ -3,7 +3,9 @@
 fastai runs in its own interpreter (``--ref-python``, a venv with fastai + spaCy), never in this process. Both sides
 time ``tokenize_texts(texts, n_workers=W)`` with the tokenizer object built beforehand (so spaCy's start-up is not
 counted against fastai); runs alternate between the two sides and the best of ``--repeats`` is kept, which keeps
-the comparison fair on a shared machine. Agreement is the share of documents whose token lists are identical.
+the comparison fair on a shared machine. The CPU seconds both sides use (all processes) are reported too: on a
+loaded machine they are steadier than wall time. Agreement is the share of documents whose token lists are
+identical.
 
     python -m experiments.bench.bench_tokenize --n 2000
     python -m experiments.bench.bench_tokenize --n 10000 --repeats 3 --out /tmp/bench_tokenize.json
@@ -15,6 +17,7 @@ import argparse
 import difflib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -29,18 +32,30 @@ DEFAULT_DATA = "/work/shared/data/imdb/aclImdb_v1_text.tar.gz"
 DEFAULT_REF = "/work/refenv/bin/python"
 
 REF_SCRIPT = r"""
-import json, sys, time
+import json, resource, sys, time
 from fastai.text.all import WordTokenizer, tokenize_texts
+
+def cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
 texts = json.load(open(sys.argv[1], encoding='utf-8'))
 n_workers, repeats = int(sys.argv[3]), int(sys.argv[4])
 tok = WordTokenizer()
-times = []
+times, cpus = [], []
 for _ in range(repeats):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu()
     out = tokenize_texts(texts, n_workers=n_workers, tok=tok)
     times.append(time.perf_counter() - t)
-json.dump({'times': times, 'tokens': [list(o) for o in out]}, open(sys.argv[2], 'w', encoding='utf-8'))
+    cpus.append(cpu() - c)
+json.dump({'times': times, 'cpu': cpus, 'tokens': [list(o) for o in out]}, open(sys.argv[2], 'w', encoding='utf-8'))
 """
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes), user + system."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
 def sample_reviews(path: str, n: int) -> list[str]:
@@ -60,12 +75,13 @@ def run_ref(ref_python: str, texts_file: str, n_workers: int, repeats: int) -> d
 
 def run_ours(texts: list[str], n_workers: int, repeats: int) -> dict:
     tok = Tokenizer()
-    times = []
+    times, cpus = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         out = list(iter_tokenize(texts, n_workers=n_workers, tokenizer=tok))
         times.append(time.perf_counter() - t)
-    return {"times": times, "tokens": out}
+        cpus.append(cpu_seconds() - c)
+    return {"times": times, "cpu": cpus, "tokens": out}
 
 
 def differences(ours: list[list[str]], ref: list[list[str]], max_examples: int = 10) -> tuple[Counter, list]:
@@ -98,15 +114,17 @@ def main(argv: list[str] | None = None) -> dict:
     texts = sample_reviews(args.data, args.n)
     n_chars = sum(map(len, texts))
     print(f"{len(texts)} IMDB reviews, {n_chars / 1e6:.1f}M characters; {args.workers} workers each")
-    ours_t, ref_t = [], []
+    ours_t, ref_t, ours_c, ref_c = [], [], [], []
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
         json.dump(texts, f)
     try:
         for _ in range(args.repeats):  # alternate sides so background load hits both alike
             ref = run_ref(args.ref_python, f.name, args.workers, 1)
             ref_t += ref["times"]
+            ref_c += ref["cpu"]
             ours = run_ours(texts, args.workers, 1)
             ours_t += ours["times"]
+            ours_c += ours["cpu"]
     finally:
         os.unlink(f.name)
     same = sum(a == b for a, b in zip(ours["tokens"], ref["tokens"]))
@@ -118,12 +136,14 @@ def main(argv: list[str] | None = None) -> dict:
         "workers": args.workers, "fastai_s": min(ref_t), "ours_s": min(ours_t),
         "fastai_tok_per_s": n_tok / min(ref_t), "ours_tok_per_s": n_tok / min(ours_t),
         "speedup": min(ref_t) / min(ours_t), "fastai_times": ref_t, "ours_times": ours_t,
+        "fastai_cpu_s": min(ref_c), "ours_cpu_s": min(ours_c), "cpu_ratio": min(ref_c) / min(ours_c),
         "difference_kinds": kinds.most_common(20), "examples": examples,
     }
     print(f"identical token sequences: {same}/{len(texts)} = {100 * same / len(texts):.2f}%")
     print(f"fastai (spaCy) : {min(ref_t):7.3f} s  {n_tok / min(ref_t):12,.0f} tokens/s   runs {ref_t}")
     print(f"ulmfit_jax     : {min(ours_t):7.3f} s  {n_tok / min(ours_t):12,.0f} tokens/s   runs {ours_t}")
-    print(f"speed-up: {res['speedup']:.1f}x")
+    print(f"speed-up (wall clock, best run): {res['speedup']:.1f}x;  CPU seconds used, all processes: "
+          f"fastai {min(ref_c):.2f}, ours {min(ours_c):.2f} = {res['cpu_ratio']:.1f}x less")
     for k, c in kinds.most_common(10):
         print(f"  {c:5d}  {k}")
     if args.out:
