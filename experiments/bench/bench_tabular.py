@@ -6,7 +6,9 @@
     python -m experiments.bench.bench_tabular --ref-python /work/refenv/bin/python --out bench_tabular.json
 
 fastai runs in a separate interpreter (``--ref-python``, default /work/refenv/bin/python when it exists; the
-``ref`` extra), reading the very frame and validation rows we use, so accuracies compare like for like.
+``ref`` extra), reading the very frame and validation rows we use, so accuracies compare like for like. The
+random protocol's 20% are the rows of fastai's own ``RandomSplitter(0.2, seed=42)`` (asked from the ref side;
+``--split ours`` uses our NumPy permutation, the default without a ref interpreter).
 Both sides: procs FillMissing/Categorify/Normalize, ``layers=[200, 100]``, bs 64, the lesson's 6 categorical +
 3 continuous columns (``--features all``: all 14; ``--protocol uci``: the recipe's frame, wd 0.1, 5 epochs;
 LightGBM then gets the 14 raw columns). Reported per side: fit wall time (validation each epoch included, as
@@ -94,6 +96,15 @@ def run_fastai(ref_python: str, frame_path: str, cat_names, cont_names, spec: di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def fastai_split(ref_python: str, n: int, seed: int = 42) -> list[int]:
+    """Validation positions of fastai's own ``RandomSplitter(0.2, seed)`` (torch's permutation), from the ref side."""
+    proc = subprocess.run([ref_python, str(REF_SCRIPT), "--split", str(n), str(seed)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fastai split failed ({ref_python}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_lightgbm(df, cat_names, cont_names, y_name, valid_idx, seeds) -> list[dict] | None:
     try:
         import lightgbm as lgb
@@ -125,6 +136,10 @@ def summarise(runs: list[dict], epochs: int, key: str = "fit_s") -> dict:
             "fit_s_median": fit_s, "rows_per_s": epochs * n / fit_s}
 
 
+def result_split(protocol: str, split: str) -> str:
+    return f"{split}'s RandomSplitter(0.2, seed=42)" if protocol == "random" else "fixed validation rows"
+
+
 def write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
@@ -141,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--ref-python", default=DEFAULT_REF if Path(DEFAULT_REF).exists() else None,
                     help="interpreter with fastai 2.8 (omit or 'none' to skip the fastai side)")
+    ap.add_argument("--split", choices=["fastai", "ours"], default=None,
+                    help="random protocol: whose seed-42 permutation picks the 20%% (default fastai's with a ref)")
     ap.add_argument("--ref-threads", type=int, default=None, help="torch threads on the fastai side")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -149,11 +166,19 @@ def main(argv: list[str] | None = None) -> dict:
     spec = protocol_spec(args.protocol, len(df), args.epochs, args.lr)
     if valid_idx is not None:
         spec["valid_idx"] = valid_idx
+    use_ref = bool(args.ref_python) and args.ref_python != "none"
+    split = args.split or ("fastai" if use_ref else "ours")
+    if args.protocol == "random" and split == "fastai":
+        if not use_ref:
+            raise SystemExit("--split fastai needs --ref-python")
+        spec["valid_idx"] = fastai_split(args.ref_python, len(df), 42)
     epochs = spec["epochs"]
-    print(f"Adult {len(df)} rows, protocol {args.protocol} ({spec['schedule']}({epochs}, {args.lr})), "
+    print(f"Adult {len(df)} rows, protocol {args.protocol} [{result_split(args.protocol, split)}] "
+          f"({spec['schedule']}({epochs}, {args.lr})), "
           f"features {'recipe' if args.protocol == 'uci' else args.features}, "
           f"{len(spec['valid_idx'])} validation rows, seeds {args.seeds}", flush=True)
     result: dict = {"protocol": args.protocol, "features": args.features, "epochs": epochs, "seeds": args.seeds,
+                    "split": result_split(args.protocol, split),
                     "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}
 
     ours = [run_ours(df, cat_names, cont_names, spec, s) for s in args.seeds]
@@ -161,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "steady_rows_per_s": summarise(ours, epochs, "steady_fit_s")["rows_per_s"]}
     print("tabular_jax:", json.dumps({k: v for k, v in result["tabular_jax"].items() if k != "runs"}), flush=True)
 
-    if args.ref_python and args.ref_python != "none":
+    if use_ref:
         with tempfile.TemporaryDirectory() as tmp:
             frame = str(Path(tmp) / "adult.pkl")
             df.to_pickle(frame)

@@ -2,6 +2,7 @@
 
 Run only by a separate interpreter (``--ref-python``, the ``ref`` extra): it imports torch and fastai, which
 must never share a process with JAX. Input: a JSON spec file path; output: one JSON line on stdout.
+``--split N SEED`` prints instead the validation positions of fastai's ``RandomSplitter(0.2, seed=SEED)`` over N rows.
 """
 
 import json
@@ -39,5 +40,14 @@ def main(spec_path: str) -> None:
     print(json.dumps(results))
 
 
+def split(n: int, seed: int) -> None:
+    from fastai.data.transforms import RandomSplitter
+
+    print(json.dumps([int(i) for i in RandomSplitter(valid_pct=0.2, seed=seed)(range(n))[1]]))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--split":
+        split(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main(sys.argv[1])

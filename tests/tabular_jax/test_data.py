@@ -24,7 +24,7 @@ def lesson_dls(df, **kw):
 
 
 def test_from_df_arrays_and_names(toy):
-    dls = lesson_dls(toy, valid_idx=list(range(100, 200)), bs=32)
+    dls = lesson_dls(toy, valid_idx=list(range(100, 200)), bs=32, val_bs=32)
     assert dls.cat_names == ["color", "shape", "x_na"] and dls.cont_names == ["x", "noise", "age"]
     assert dls.c == 2 and dls.vocab == ["no", "yes"]
     assert dls.classes["color"] == ["#na#", "blue", "green", "red"]
@@ -35,6 +35,7 @@ def test_from_df_arrays_and_names(toy):
     assert len(dls.train) == 412 // 32 and len(dls.valid) == -(-100 // 32)  # train drops its last partial batch
     # normalisation statistics come from the training rows only
     np.testing.assert_allclose(x_cont.mean(0), 0.0, atol=1e-5)
+    assert lesson_dls(toy, valid_idx=[1], bs=32).valid.bs == 1024  # our default val_bs (fastai: bs)
 
 
 def test_valid_idx_are_positions_and_validation_is_exactly_those_rows(toy):
