@@ -35,7 +35,8 @@ from ulmfit_jax.models import (
     lm_splitter,
     zero_carry,
 )
-from ulmfit_jax.text_rules import BOS, PAD, UNK
+from ulmfit_jax.text_rules import BOS, PAD
+from ulmfit_jax.vocab import token_to_id
 from ulmfit_jax.weights import load_encoder_file, load_pretrained, save_encoder_file
 
 TEXT_MOMS = (0.8, 0.7, 0.8)
@@ -125,14 +126,9 @@ class TextLearner(Learner):
         return list(tok([text])[0])
 
     def _numericalize(self, tokens: Sequence[str]) -> list[int]:
-        vocab = _text_vocab(self.dls)
-        if getattr(self, "_o2i_for", None) is not vocab:
-            o2i: dict[str, int] = {}
-            for i, t in enumerate(vocab):
-                o2i.setdefault(t, i)
-            self._o2i, self._o2i_for = o2i, vocab
-        unk = self._o2i.get(UNK, 0)
-        return [self._o2i.get(t, unk) for t in tokens]
+        if getattr(self, "_o2i", None) is None:
+            self._o2i = token_to_id(_text_vocab(self.dls))
+        return [self._o2i.get(t, 0) for t in tokens]
 
 
 class LMLearner(TextLearner):

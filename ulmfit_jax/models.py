@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -66,14 +66,28 @@ class WeightDropLSTM(nnx.Module):
         self.bias_hh = nnx.Param(_uniform(rngs.params(), (4 * n_hid,), bound))
         self.n_in, self.n_hid, self.weight_p, self.unroll = n_in, n_hid, float(weight_p), int(unroll)
 
-    def __call__(self, x: jax.Array, carry: tuple[jax.Array, jax.Array], key: jax.Array | None = None):
-        """``x`` (T, B, n_in) -> outputs (T, B, n_hid) and the final ``(h, c)``; ``key`` turns weight-drop on."""
+    def __call__(self, x: jax.Array, carry: tuple[jax.Array, jax.Array], w_mask: jax.Array | None = None):
+        """``x`` (T, B, n_in) -> outputs (T, B, n_hid) and the final ``(h, c)``; ``w_mask`` (n_hid, 4 n_hid) is the
+        DropConnect mask on the raw hidden-to-hidden weights (one per forward call, as fastai's WeightDropout)."""
         w_hh = self.weight_hh_raw[...]
-        if key is not None and self.weight_p > 0.0:  # one DropConnect mask per forward call, as fastai
-            w_hh = w_hh * dropout_mask(key, w_hh.shape, self.weight_p)
+        if w_mask is not None:
+            w_hh = w_hh * w_mask
         # the input projection for all time steps at once, outside the recurrence
         xg = jnp.einsum("tbi,ig->tbg", x, self.weight_ih[...]) + (self.bias_ih[...] + self.bias_hh[...])
         return lstm_scan(xg, w_hh, carry[0], carry[1], self.unroll)
+
+
+class DropMasks(NamedTuple):
+    """The dropout masks of one AWD-LSTM forward call (None where a dropout is off or in evaluation).
+
+    emb: (V,) word mask (EmbeddingDropout); inp: (B, emb_sz) per-sequence input mask; hid: per layer but the last,
+    (B, n_hid_l) per-sequence masks; w_hh: per layer, the (n_hid_l, 4 n_hid_l) DropConnect mask.
+    """
+
+    emb: jax.Array | None = None
+    inp: jax.Array | None = None
+    hid: tuple[jax.Array, ...] | None = None
+    w_hh: tuple[jax.Array, ...] | None = None
 
 
 class AWD_LSTM(nnx.Module):  # fastai's name
@@ -108,33 +122,59 @@ class AWD_LSTM(nnx.Module):  # fastai's name
         """Zero hidden state for a batch of ``bs`` sequences (fastai's ``reset``)."""
         return zero_carry(self.hidden_sizes, bs)
 
-    def embed(self, tokens: jax.Array, key: jax.Array | None) -> jax.Array:
-        """Embedding lookup with fastai's EmbeddingDropout: whole word rows dropped (one mask per call)."""
-        weight = self.embedding[...]
-        rows = jnp.take(weight, tokens, axis=0)
-        if key is not None and self.embed_p > 0.0:
-            # mask[tokens] equals masking the whole matrix first (same word -> same mask), without the V x E multiply
-            rows = rows * dropout_mask(key, (self.vocab_sz,), self.embed_p)[tokens][..., None]
+    def sample_masks(self, key: jax.Array | None, bs: int, weights: bool = True) -> DropMasks:
+        """Fresh dropout masks for a forward call over ``bs`` sequences (all None when ``key`` is None)."""
+        if key is None:
+            return DropMasks()
+        k = jax.random.split(key, 2 + 2 * self.n_layers)
+        sizes = self.hidden_sizes
+
+        def maybe(p, kk, shape):
+            return dropout_mask(kk, shape, p) if p > 0.0 else None
+
+        hid = [maybe(self.hidden_p, k[2 + i], (bs, sizes[i])) for i in range(self.n_layers - 1)]
+        w_hh = [maybe(r.weight_p, k[2 + self.n_layers + i], r.weight_hh_raw.shape) for i, r in enumerate(self.rnns)]
+        return DropMasks(maybe(self.embed_p, k[0], (self.vocab_sz,)), maybe(self.input_p, k[1], (bs, self.emb_sz)),
+                         None if self.hidden_p == 0.0 else tuple(hid),
+                         None if not weights or all(w is None for w in w_hh) else tuple(w_hh))
+
+    def embed(self, tokens: jax.Array, scale: jax.Array | None = None) -> jax.Array:
+        """Embedding lookup; ``scale`` (same shape as ``tokens``) is the EmbeddingDropout factor of each token.
+
+        fastai masks whole rows of the embedding matrix; ``mask[tokens]`` gives the same numbers (same word, same
+        factor) without multiplying the V x E matrix.
+        """
+        rows = jnp.take(self.embedding[...], tokens, axis=0)
+        if scale is not None:
+            rows = rows * scale[..., None]
         # nn.Embedding(padding_idx=...) blocks the pad row's lookup gradient
         return jnp.where((tokens == self.pad_token)[..., None], jax.lax.stop_gradient(rows), rows)
 
-    def run(self, tokens_tm: jax.Array, carry: Carry, key: jax.Array | None) -> tuple[jax.Array, Carry]:
-        """Time-major core: ``tokens_tm`` (T, B) -> last-layer output (T, B, emb_sz) and the new carry."""
-        keys = [None] * (2 * self.n_layers + 2) if key is None else list(jax.random.split(key, 2 * self.n_layers + 2))
-        out = locked_dropout(self.embed(tokens_tm, keys[0]), self.input_p, keys[1])
+    def run(self, tokens_tm: jax.Array, carry: Carry, masks: DropMasks | None = None,
+            emb_scale: jax.Array | None = None) -> tuple[jax.Array, Carry]:
+        """Time-major core: ``tokens_tm`` (T, B) -> last-layer output (T, B, emb_sz) and the new carry.
+
+        ``emb_scale`` (T, B) overrides ``masks.emb[tokens]`` (used when rows come from different chunks)."""
+        masks = DropMasks() if masks is None else masks
+        if emb_scale is None and masks.emb is not None:
+            emb_scale = masks.emb[tokens_tm]
+        out = self.embed(tokens_tm, emb_scale)
+        if masks.inp is not None:
+            out = out * masks.inp[None]  # locked dropout: one mask per sequence, all time steps
         new_carry = []
         for i, rnn in enumerate(self.rnns):
-            out, hc = rnn(out, carry[i], keys[2 + 2 * i])
+            out, hc = rnn(out, carry[i], None if masks.w_hh is None else masks.w_hh[i])
             new_carry.append(hc)
-            if i != self.n_layers - 1:
-                out = locked_dropout(out, self.hidden_p, keys[3 + 2 * i])
+            if i != self.n_layers - 1 and masks.hid is not None:
+                out = out * masks.hid[i][None]
         return out, tuple(new_carry)
 
     def __call__(self, tokens: jax.Array, carry: Carry | None = None, *, train: bool = False,
                  rngs: nnx.Rngs | None = None) -> tuple[jax.Array, Carry]:
         """``tokens`` (B, T) int -> output (B, T, emb_sz) and the new carry (zeros when ``carry`` is None)."""
         carry = self.init_carry(tokens.shape[0]) if carry is None else carry
-        out, carry = self.run(tokens.T, carry, _dropout_key(train, rngs))
+        masks = self.sample_masks(_dropout_key(train, rngs), tokens.shape[0])
+        out, carry = self.run(tokens.T, carry, masks)
         return out.transpose(1, 0, 2), carry
 
 
@@ -202,7 +242,7 @@ class LanguageModel(nnx.Module):
         key = _dropout_key(train, rngs)
         k_enc, k_dec = (None, None) if key is None else tuple(jax.random.split(key))
         carry = self.init_carry(x.shape[0]) if carry is None else carry
-        raw, carry = self.encoder.run(x.T, carry, k_enc)
+        raw, carry = self.encoder.run(x.T, carry, self.encoder.sample_masks(k_enc, x.shape[0]))
         logits, dropped = self.decoder(raw, self.encoder.embedding[...], k_dec)
         aux = ar_tar(dropped, raw, self.alpha, self.beta) if train else jnp.float32(0.0)
         return ModelOutput(logits, carry, aux)
@@ -225,8 +265,15 @@ class SentenceEncoder(nnx.Module):
     Batches use fastai's ``pad_input_chunk`` layout (whole pad chunks in front, the remainder at the end), so a
     document starts on a chunk boundary. fastai feeds only the rows already started (``real_bs``, relying on a
     length-sorted batch); with static shapes we run every row and instead zero the hidden state and outputs of
-    rows whose chunk starts with padding -- the same numbers, for any row order. Chunks before the kept window
-    run forward only (no gradient reaches them in fastai either).
+    rows whose chunk starts with padding -- the same numbers, for any row order.
+
+    Training runs in two passes. Because fastai detaches the state between chunks, no gradient crosses a chunk
+    boundary: a forward-only scan over the chunks gives each chunk's starting state, then all kept chunks run
+    *at once* as one batch of ``n_kept * B`` rows, differentiated together (larger matmuls, ``bptt`` sequential
+    steps instead of ``max_len``, a simple program to compile). Both passes use the same dropout masks, so
+    the numbers are those of the sequential loop. Each chunk gets fresh embedding, input and hidden dropout
+    masks as in fastai; the weight-drop mask is drawn once per batch of documents (fastai: once per chunk),
+    since chunks batched together share one weight matrix.
     """
 
     def __init__(self, bptt: int, module: AWD_LSTM, pad_idx: int = 1, max_len: int | None = None):
@@ -235,37 +282,71 @@ class SentenceEncoder(nnx.Module):
         self.bptt, self.module, self.pad_idx = int(bptt), module, int(pad_idx)
         self.max_len = None if max_len is None else int(max_len)
 
-    def _chunk(self, carry: Carry, tokens_tm: jax.Array, key: jax.Array | None):
+    def _chunk(self, carry: Carry, tokens_tm: jax.Array, masks: DropMasks):
+        """One chunk as fastai runs it: returns (state after it, state it started from, its outputs)."""
         started = tokens_tm[0] != self.pad_idx  # (B,): rows fastai would feed this chunk
-
-        def only_started(c: Carry) -> Carry:
-            return tuple((jnp.where(started[:, None], h, 0.0), jnp.where(started[:, None], s, 0.0)) for h, s in c)
-
-        out, new_carry = self.module.run(tokens_tm, only_started(carry), key)
+        start = _only_rows(carry, started)
+        out, new_carry = self.module.run(tokens_tm, start, masks)
         out = jnp.where(started[None, :, None], out, 0.0)
-        return jax.lax.stop_gradient(only_started(new_carry)), out
+        return jax.lax.stop_gradient(_only_rows(new_carry, started)), start, out
 
     def __call__(self, tokens: jax.Array, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """``tokens`` (B, L) -> time-major outputs (T, B, emb_sz) of the kept tokens and their pad mask (B, T)."""
         bs, seq_len = tokens.shape
         n_chunks, first = _chunk_layout(seq_len, self.bptt, self.max_len)
+        n_kept, kept = n_chunks - first, seq_len - first * self.bptt
         padded = jnp.pad(tokens, ((0, 0), (0, n_chunks * self.bptt - seq_len)), constant_values=self.pad_idx)
         chunks = padded.T.reshape(n_chunks, self.bptt, bs)  # (n, bptt, B), time-major per chunk
-        keys = (jnp.zeros((n_chunks,), jnp.uint32) if key is None else jax.random.split(key, n_chunks))
-
-        def body(carry, inp):
-            chunk, k = inp
-            return self._chunk(carry, chunk, None if key is None else k)
-
-        carry = self.module.init_carry(bs)
-        if first > 0:  # forward only: these outputs are dropped and fastai detaches the state after each chunk
-            carry, _ = jax.lax.scan(lambda c, i: (body(c, i)[0], None), carry, (chunks[:first], keys[:first]))
-            carry = jax.lax.stop_gradient(carry)
-        _, outs = jax.lax.scan(body, carry, (chunks[first:], keys[first:]))
-        kept = seq_len - first * self.bptt
-        outs = outs.reshape((n_chunks - first) * self.bptt, bs, -1)[:kept]
         mask = tokens[:, first * self.bptt:] == self.pad_idx
-        return outs, mask
+        zero = self.module.init_carry(bs)
+        if key is None:  # evaluation: the plain sequential loop
+            def body(c, chunk):
+                new, _, out = self._chunk(c, chunk, DropMasks())
+                return new, out
+
+            carry = jax.lax.scan(lambda c, ch: (body(c, ch)[0], None), zero, chunks[:first])[0] if first else zero
+            outs = jax.lax.scan(body, carry, chunks[first:])[1]
+            return outs.reshape(n_kept * self.bptt, bs, -1)[:kept], mask
+
+        k_chunks, k_w = jax.random.split(key)
+        masks = jax.vmap(lambda k: self.module.sample_masks(k, bs, weights=False))(jax.random.split(k_chunks, n_chunks))
+        w_hh = self.module.sample_masks(k_w, bs).w_hh
+
+        def step(c, inp):
+            chunk, m = inp
+            new, start, _ = self._chunk(c, chunk, m._replace(w_hh=w_hh))
+            return new, start
+
+        # pass 1, forward only: the state each chunk starts from (the last chunk's end state is not needed)
+        if n_chunks > 1:
+            last, starts = jax.lax.scan(step, zero, (chunks[:-1], jax.tree.map(lambda a: a[:-1], masks)))
+            starts = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), starts, last)
+        else:
+            starts = jax.tree.map(lambda a: a[None], zero)
+        starts = jax.lax.stop_gradient(jax.tree.map(lambda a: a[first:], starts))
+
+        # pass 2: the kept chunks side by side as n_kept * B rows (chunk-major)
+        rows = n_kept * bs
+        toks = chunks[first:].transpose(1, 0, 2).reshape(self.bptt, rows)
+        started = chunks[first:, 0, :].reshape(rows) != self.pad_idx
+        carry = _only_rows(jax.tree.map(lambda a: a.reshape(rows, -1), starts), started)
+        kept_masks = jax.tree.map(lambda a: a[first:], masks)
+        emb_scale = None
+        if kept_masks.emb is not None:
+            chunk_of_row = jnp.repeat(jnp.arange(n_kept), bs)
+            emb_scale = kept_masks.emb[chunk_of_row[None, :], toks]
+        flat = DropMasks(None, None if kept_masks.inp is None else kept_masks.inp.reshape(rows, -1),
+                         None if kept_masks.hid is None else tuple(h.reshape(rows, -1) for h in kept_masks.hid),
+                         w_hh)
+        out, _ = self.module.run(toks, carry, flat, emb_scale)
+        out = jnp.where(started[None, :, None], out, 0.0)
+        out = out.reshape(self.bptt, n_kept, bs, -1).transpose(1, 0, 2, 3).reshape(n_kept * self.bptt, bs, -1)
+        return out[:kept], mask
+
+
+def _only_rows(carry: Carry, rows: jax.Array) -> Carry:
+    """The carry with the rows not in ``rows`` (bool (B,)) zeroed."""
+    return tuple((jnp.where(rows[:, None], h, 0.0), jnp.where(rows[:, None], c, 0.0)) for h, c in carry)
 
 
 def masked_concat_pool(out_tm: jax.Array, mask: jax.Array) -> jax.Array:

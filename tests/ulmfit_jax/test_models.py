@@ -54,8 +54,8 @@ def test_lstm_custom_backward_matches_autodiff(unroll):
             return jnp.sum(hs * weights) + jnp.sum(hT * 2.3) + jnp.sum(cT ** 2)
         return f
 
-    ours = jax.grad(loss(lstm_scan), argnums=(0, 1, 2, 3))(xg, w, h0, c0)
-    ref = jax.grad(loss(lstm_scan_reference), argnums=(0, 1, 2, 3))(xg, w, h0, c0)
+    ours = jax.jit(jax.grad(loss(lstm_scan), argnums=(0, 1, 2, 3)))(xg, w, h0, c0)
+    ref = jax.jit(jax.grad(loss(lstm_scan_reference), argnums=(0, 1, 2, 3)))(xg, w, h0, c0)
     for a, r in zip(ours, ref):
         np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(lstm_scan(xg, w, h0, c0, unroll)[0], lstm_scan_reference(xg, w, h0, c0)[0],
@@ -94,26 +94,24 @@ def test_classifier_rows_are_independent_of_order(parity):
 def test_lm_shapes_carry_and_aux_loss():
     model = get_language_model(AWD_LSTM, 50, dict(TINY))
     x = jnp.asarray(np.random.default_rng(0).integers(0, 50, (4, 9)), jnp.int32)
-    out = model(x, None, train=True, rngs=nnx.Rngs(dropout=1))
+    train = jax.jit(lambda x, seed: model(x, None, train=True, rngs=nnx.Rngs(dropout=jax.random.key(seed))))
+    out = train(x, 1)
     assert out.preds.shape == (4, 9, 50)
     assert [tuple(h.shape) for h, _ in out.carry] == [(4, 32), (4, 32), (4, 16)]
     assert float(out.aux_loss) > 0  # AR + TAR in training
-    again = model(x, None, train=True, rngs=nnx.Rngs(dropout=1))
-    other = model(x, None, train=True, rngs=nnx.Rngs(dropout=2))
-    np.testing.assert_array_equal(out.preds, again.preds)  # randomness only from the key
-    assert not np.allclose(out.preds, other.preds)
-    ev1, ev2 = model(x, None), model(x, None)
-    np.testing.assert_array_equal(ev1.preds, ev2.preds)
-    assert float(ev1.aux_loss) == 0.0
+    np.testing.assert_array_equal(out.preds, train(x, 1).preds)  # randomness only from the key
+    assert not np.allclose(out.preds, train(x, 2).preds)
+    ev = jax.jit(lambda x: model(x, None))
+    np.testing.assert_array_equal(ev(x).preds, ev(x).preds)
+    assert float(ev(x).aux_loss) == 0.0
 
 
 def test_embedding_dropout_drops_whole_words():
     enc = AWD_LSTM(30, 8, 12, 2, embed_p=0.5, rngs=nnx.Rngs(params=0))
     tokens = jnp.asarray(np.tile(np.arange(2, 30), 4).reshape(4, -1).T, jnp.int32)  # every word 4 times
-    rows = enc.embed(tokens, jax.random.key(3))
-    plain = enc.embed(tokens, None)
-    ratio = np.asarray(rows / plain)  # 0 (dropped) or 2 (kept, 1/(1-p)) for the whole row
-    for w in range(2, 30):
+    masks = enc.sample_masks(jax.random.key(3), 4)
+    ratio = np.asarray(enc.embed(tokens, masks.emb[tokens]) / enc.embed(tokens))
+    for w in range(2, 30):  # 0 (dropped) or 2 (kept, 1/(1-p)) for every occurrence of a word
         r = ratio[np.asarray(tokens) == w]
         assert np.allclose(r, 0.0) or np.allclose(r, 2.0)
     assert 0 < np.mean(ratio == 0) < 1
@@ -127,18 +125,46 @@ def test_locked_dropout_mask_is_shared_over_time():
     assert locked_dropout(x, 0.5, None) is x
 
 
-def test_weight_drop_uses_one_mask_per_forward_on_raw_weights():
+def test_weight_drop_masks_the_raw_weights_once_per_forward():
     layer = WeightDropLSTM(4, 6, weight_p=0.5, rngs=nnx.Rngs(params=0))
     x = jax.random.normal(jax.random.key(1), (5, 2, 4))
     carry = (jnp.zeros((2, 6)), jnp.zeros((2, 6)))
-    key = jax.random.key(7)
-    hs, _ = layer(x, carry, key)
-    w_dropped = layer.weight_hh_raw[...] * dropout_mask(key, (6, 24), 0.5)
+    mask = dropout_mask(jax.random.key(7), (6, 24), 0.5)
+    hs, _ = layer(x, carry, mask)
     xg = jnp.einsum("tbi,ig->tbg", x, layer.weight_ih[...]) + layer.bias_ih[...] + layer.bias_hh[...]
-    expect, _ = lstm_scan_reference(xg, w_dropped, *carry)
+    expect, _ = lstm_scan_reference(xg, layer.weight_hh_raw[...] * mask, *carry)
     np.testing.assert_allclose(hs, expect, atol=1e-6)
-    hs_eval, _ = layer(x, carry, None)
-    assert not np.allclose(hs, hs_eval)
+    assert not np.allclose(hs, layer(x, carry)[0])
+    enc = AWD_LSTM(30, 4, 6, 3, weight_p=0.5, rngs=nnx.Rngs(params=0))
+    masks = enc.sample_masks(jax.random.key(0), 2)
+    assert [m.shape for m in masks.w_hh] == [(6, 24), (6, 24), (4, 16)]
+    assert set(np.unique(np.asarray(masks.w_hh[0]))) == {0.0, 2.0}
+
+
+def test_classifier_two_pass_training_equals_the_sequential_loop():
+    """Training runs kept chunks side by side; with the same masks it must equal fastai's chunk-by-chunk loop."""
+    model = get_text_classifier(AWD_LSTM, 40, 2, seq_len=4, max_len=8, config=dict(TINY))
+    enc = model.encoder
+    rng = np.random.default_rng(0)
+    x = rng.integers(2, 40, (3, 18)).astype(np.int32)
+    x[1, :8] = 1  # a shorter document: two whole pad chunks in front
+    x[2, :12], x[2, -1] = 1, 1
+    key = jax.random.key(5)
+    out, mask = jax.jit(lambda t, k: enc(t, k))(jnp.asarray(x), key)
+    run_chunk = jax.jit(lambda c, ch, m: enc._chunk(c, ch, m))
+    k_chunks, k_w = jax.random.split(key)
+    masks = jax.vmap(lambda k: enc.module.sample_masks(k, 3, weights=False))(jax.random.split(k_chunks, 5))
+    masks = masks._replace(w_hh=enc.module.sample_masks(k_w, 3).w_hh)
+    carry, outs = enc.module.init_carry(3), []
+    for c in range(5):  # fastai's loop: chunk after chunk, hidden state carried
+        chunk = jnp.asarray(np.pad(x, ((0, 0), (0, 2)), constant_values=1)[:, 4 * c:4 * c + 4].T)
+        chunk_masks = masks._replace(**{f: jax.tree.map(lambda a, c=c: a[c], getattr(masks, f))
+                                        for f in ("emb", "inp", "hid")})
+        carry, _, o = run_chunk(carry, chunk, chunk_masks)
+        outs.append(o)
+    expect = jnp.concatenate(outs[3:])[:6]  # chunks 3, 4 are kept (18 - 12 <= 8), 6 real positions
+    np.testing.assert_allclose(out, expect, atol=1e-5)
+    assert mask.shape == (3, 6)
 
 
 def test_masked_concat_pool_last_max_mean():
@@ -186,7 +212,6 @@ def test_configs_drop_mult_and_bad_input():
 
 
 def test_layer_groups_follow_fastai():
-    lm = get_language_model(AWD_LSTM, 50, dict(TINY))
     split = lm_splitter(3)
     assert split(("encoder", "rnns", 0, "weight_ih")) == 0 and split(("encoder", "rnns", 2, "bias_hh")) == 2
     assert split(("encoder", "embedding")) == 3 and split(("decoder", "bias")) == 3
