@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from collab_jax.metadata import HybridInput, MetaEncoder, plain
-from learner_jax.data import DataLoader, DataLoaders
+from learner_jax.data import DataLoader, DataLoaders, take_rows
 
 NA = "#na#"
 
@@ -163,9 +163,9 @@ class CollabDataLoaders(DataLoaders):
                   rating_name=rating_name, rating_range=(float(y[train_idx].min()), float(y[train_idx].max())),
                   user_meta=user_meta, item_meta=item_meta, path=str(path))
         x = dls.encode(ratings)
-        take = lambda idx: x[idx] if not isinstance(x, HybridInput) else HybridInput(*(a[idx] for a in x))  # noqa: E731
-        dls.train = DataLoader(take(train_idx), y[train_idx], bs=bs, shuffle=True, seed=0 if seed is None else seed)
-        dls.valid = DataLoader(take(valid_idx), y[valid_idx], bs=val_bs or max(bs, 1024), shuffle=False)
+        dls.train = DataLoader(take_rows(x, train_idx), y[train_idx], bs=bs, shuffle=True,
+                               seed=0 if seed is None else seed)
+        dls.valid = DataLoader(take_rows(x, valid_idx), y[valid_idx], bs=val_bs or max(bs, 1024), shuffle=False)
         return dls
 
     @classmethod

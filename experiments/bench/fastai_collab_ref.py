@@ -26,13 +26,19 @@ def run_fastai(spec: dict, df) -> dict:
                        y_block=TransformBlock(), splits=splits)
     dls = to.dataloaders(bs=spec["bs"])
     learn = collab_learner(dls, n_factors=spec["n_factors"], y_range=tuple(spec["y_range"]))
-    learn.logger = lambda row: print(row, file=sys.stderr)  # the epoch table goes to stderr, JSON to stdout
+    rows = []
+
+    def log(row):  # fastai's epoch table rows [epoch, train_loss, valid_loss, time]: keep them, echo to stderr
+        rows.append(list(row))
+        print(list(row), file=sys.stderr)
+
+    learn.logger = log
     t = time.perf_counter()
     with learn.no_bar():
         learn.fit_one_cycle(spec["epochs"], spec["lr"], wd=spec["wd"])
     fit_s = time.perf_counter() - t
     return {"fit_s": fit_s, "valid_mse": float(learn.validate()[0]),
-            "epoch_valid_mse": [float(v[1]) for v in learn.recorder.values],
+            "epoch_valid_mse": [float(r[2]) for r in rows if isinstance(r[0], int)],
             "n_train": len(dls.train_ds), "threads": torch.get_num_threads()}
 
 
