@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ulmfit_jax.text_rules import BOS, EOS, FLD, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK
+from ulmfit_jax.text_rules import BOS, EOS, FLD, PAD, UNK
 
 NEVER_SAMPLED = (PAD, BOS, EOS, FLD)
 
@@ -79,30 +79,3 @@ def generate(step: Callable, params: Any, model_state: Any, prompt: Sequence[int
         out.append(int(tok))
         tokens = tok.reshape(1, 1)
     return out
-
-
-def decode_spec_tokens(tokens: Sequence[str]) -> list[str]:
-    """Undo ``xxmaj``/``xxup``/``xxrep``/``xxwrep`` (fastai's ``decode_spec_tokens``; fastai never clears the
-    rule after a repetition, so every later token got repeated too: we clear it)."""
-    new_toks: list[str] = []
-    rule, arg = None, None
-    for t in tokens:
-        if t in (TK_MAJ, TK_UP, TK_REP, TK_WREP):
-            rule = t
-        elif rule is None:
-            new_toks.append(t)
-        elif rule == TK_MAJ:
-            new_toks.append(t[:1].upper() + t[1:].lower())
-            rule = None
-        elif rule == TK_UP:
-            new_toks.append(t.upper())
-            rule = None
-        elif arg is None:
-            try:
-                arg = int(t)
-            except ValueError:
-                rule = None
-        else:
-            new_toks += [t * arg] if rule == TK_REP else [t] * arg
-            rule, arg = None, None
-    return new_toks

@@ -25,7 +25,7 @@ from learner_jax.losses import CrossEntropyLossFlat, MSELossFlat
 from learner_jax.metrics import accuracy, perplexity
 from learner_jax.sharding import replicate
 from learner_jax.steps import make_predict_step
-from ulmfit_jax.generation import banned_tokens, decode_spec_tokens, generate, make_generate_step
+from ulmfit_jax.generation import banned_tokens, generate, make_generate_step
 from ulmfit_jax.models import (
     AWD_LSTM,
     TextClassifier,
@@ -35,7 +35,7 @@ from ulmfit_jax.models import (
     lm_splitter,
     zero_carry,
 )
-from ulmfit_jax.text_rules import BOS, PAD
+from ulmfit_jax.text_rules import BOS, PAD, undo_rules
 from ulmfit_jax.vocab import token_to_id
 from ulmfit_jax.weights import load_encoder_file, load_pretrained, save_encoder_file
 
@@ -116,39 +116,40 @@ class TextLearner(Learner):
         self.freeze()
         return self
 
-    def _tokenize(self, text: str) -> list[str]:
-        """Tokens of one text, with the DataLoaders' own tokenizer when they carry one (e.g. SentencePiece)."""
-        tok = getattr(self.dls, "tokenize", None)
-        if tok is None:
-            from ulmfit_jax.tokenize import tokenize_texts
+    def _encode(self, text: str) -> list[int]:
+        """Token ids of one text, tokenized like the training data (the DataLoaders' own tokenizer, e.g.
+        SentencePiece, when they offer ``numericalize_texts``; else the default word tokenizer)."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("predict needs a non-empty text")
+        numericalize_texts = getattr(self.dls, "numericalize_texts", None)
+        if numericalize_texts is not None:
+            ids, _ = numericalize_texts([text])
+            return [int(i) for i in ids]
+        from ulmfit_jax.tokenize import tokenize_texts
 
-            tok = partial(tokenize_texts, n_workers=1)
-        return list(tok([text])[0])
-
-    def _numericalize(self, tokens: Sequence[str]) -> list[int]:
         if getattr(self, "_o2i", None) is None:
             self._o2i = token_to_id(_text_vocab(self.dls))
-        return [self._o2i.get(t, 0) for t in tokens]
+        return [self._o2i.get(t, 0) for t in tokenize_texts([text], n_workers=1)[0]]
 
 
 class LMLearner(TextLearner):
     """A language-model learner: adds stateful ``predict`` (text generation)."""
 
     def predict(self, text: str, n_words: int = 1, no_unk: bool = True, temperature: float = 1.0,
-                min_p: float | None = None, decoder: Callable[[list[str]], list[str]] = decode_spec_tokens,
+                min_p: float | None = None, decoder: Callable[[list[str]], str] = undo_rules,
                 seed: int | None = None) -> str:
-        """The prompt ``text`` followed by ``n_words`` sampled tokens, decoded to text (fastai v2's output form).
+        """The prompt ``text`` followed by ``n_words`` sampled tokens, as readable text (fastai v2 also returns the
+        prompt; its default decoder leaves the tokens space-separated, ``undo_rules`` restores capitals and
+        punctuation spacing).
 
         Randomness comes from ``seed`` when given, else from the learner's seed and a call counter (so two calls
         differ, and a rerun of the same script repeats them). A backwards model reads the prompt reversed and
         generates what comes *before* it.
         """
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("predict needs a non-empty prompt text")
         if int(n_words) != n_words or n_words <= 0:
             raise ValueError(f"n_words must be a positive integer, got {n_words!r}")
         vocab = _text_vocab(self.dls)
-        ids = self._numericalize(self._tokenize(text))
+        ids = self._encode(text)
         if self.backwards:
             ids = ids[::-1]
         if getattr(self, "_gen_step", None) is None:
@@ -162,8 +163,7 @@ class LMLearner(TextLearner):
         all_ids = ids + new
         if self.backwards:
             all_ids = all_ids[::-1]
-        tokens = [vocab[i] for i in all_ids if vocab[i] not in (BOS, PAD)]
-        return " ".join(decoder(tokens))
+        return decoder([vocab[i] for i in all_ids if vocab[i] not in (BOS, PAD)])
 
 
 class TextClassifierLearner(TextLearner):
@@ -174,9 +174,7 @@ class TextClassifierLearner(TextLearner):
     def predict(self, text: str) -> tuple[Any, int | None, np.ndarray]:
         """(decoded label, class index, probabilities) for one text, as fastai's ``Learner.predict``; for
         regression (label, None, raw outputs)."""
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("predict needs a non-empty text")
-        ids = self._numericalize(self._tokenize(text))
+        ids = self._encode(text)
         if self.backwards:
             ids = ids[::-1]
         x = np.asarray(ids, np.int32)[None]
@@ -211,7 +209,7 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     kw = _merge_kwargs(dict(metrics=[accuracy, perplexity], moms=TEXT_MOMS), kwargs)
     learn = LMLearner(dls, model, loss_func=CrossEntropyLossFlat(), splitter=lm_splitter(model.encoder.n_layers),
                       seed=seed, init_carry=partial(zero_carry, sizes), **kw)
-    learn.backwards, learn._hidden_sizes = bool(backwards), sizes
+    learn.backwards, learn._hidden_sizes = bool(backwards or getattr(dls, "backwards", False)), sizes
     if pretrained_fnames is not None:
         if len(pretrained_fnames) != 2:
             raise ValueError("pretrained_fnames must be (weights .pth, vocabulary .pkl)")
@@ -240,6 +238,15 @@ def _classes(dls: DataLoaders) -> list | None:
     return None
 
 
+def _check_seq_len(dls: DataLoaders, seq_len: int) -> None:
+    """Classifier batches are padded in chunks of the loaders' seq_len; the encoder must use the same."""
+    dl_seq_len = getattr(dls, "seq_len", None)
+    if dl_seq_len is not None and int(dl_seq_len) != int(seq_len):
+        warnings.warn(f"the DataLoaders pad documents in chunks of seq_len={dl_seq_len} but the classifier uses "
+                      f"seq_len={seq_len}: pass seq_len={dl_seq_len} so chunks line up with the padding",
+                      stacklevel=3)
+
+
 def _first_targets(dl: Loader) -> np.ndarray:
     return np.asarray(next(iter(dl.batches(0)))[1])
 
@@ -257,13 +264,16 @@ def text_classifier_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: 
     fastai, being offline only warns (the lesson replaces the encoder with ``load_encoder`` right after).
     """
     vocab = _text_vocab(dls)
-    y = _first_targets(dls.train)
-    regression = y_range is not None or np.issubdtype(y.dtype, np.floating)
+    regression = getattr(dls, "is_regression", None)
+    if regression is None:
+        regression = bool(np.issubdtype(_first_targets(dls.train).dtype, np.floating))
+    regression = regression or y_range is not None
     classes = None if regression else _classes(dls)
     if n_out is None:
         n_out = getattr(dls, "c", None)
     if n_out is None:
         if regression:
+            y = _first_targets(dls.train)
             n_out = 1 if y.ndim == 1 else int(y.shape[-1])
         elif classes is not None:
             n_out = len(classes)
@@ -276,7 +286,8 @@ def text_classifier_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: 
     loss = MSELossFlat() if regression else CrossEntropyLossFlat()
     kw = _merge_kwargs(dict(metrics=[] if regression else [accuracy], moms=TEXT_MOMS), kwargs)
     learn = TextClassifierLearner(dls, model, loss_func=loss, splitter=clas_splitter(n_layers), seed=seed, **kw)
-    learn.backwards, learn.classes = bool(backwards), classes
+    learn.backwards, learn.classes = bool(backwards or getattr(dls, "backwards", False)), classes
+    _check_seq_len(dls, seq_len)
     if pretrained:
         try:
             files = _wt103_files(backwards)

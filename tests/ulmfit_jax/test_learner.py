@@ -121,3 +121,21 @@ def test_regression_and_bidirectional_ensemble(tmp_path):
     p_b, _ = bwd.get_preds()
     np.testing.assert_allclose(probs, (p_f + p_b) / 2, rtol=1e-6)
     assert probs.shape == (len(targs), 2)
+
+
+def test_sampling_never_emits_banned_tokens_and_applies_min_p():
+    import jax
+    import jax.numpy as jnp
+
+    from ulmfit_jax.generation import banned_tokens, sample_token
+
+    vocab = tiny_vocab()
+    banned = banned_tokens(vocab, no_unk=True)
+    assert banned[[0, 1, 2, 3, 4]].all() and not banned[[5, 6, 7, 8, 9]].any() and banned[-1]  # xxfake
+    logits = jnp.zeros(len(vocab)).at[jnp.asarray([0, 1, 2, len(vocab) - 1])].set(10.0)  # banned ones favoured
+    draws = jax.vmap(lambda k: sample_token(logits, k, jnp.asarray(banned), jnp.float32(1.0), jnp.float32(0.0))[0])(
+        jax.random.split(jax.random.key(0), 200))
+    assert not np.asarray(banned)[np.asarray(draws)].any()
+    peaked = jnp.zeros(len(vocab)).at[12].set(6.0)
+    tok, ignored = sample_token(peaked, jax.random.key(1), jnp.asarray(banned), jnp.float32(1.0), jnp.float32(0.5))
+    assert int(tok) == 12 and not bool(ignored)  # min_p keeps only the dominant word
