@@ -15,12 +15,13 @@ document before streaming (v2). ``w`` is all ones.
 ``SortedDL`` (fastai's ``SortedDL`` + ``pad_input_chunk``): training batches are sortish (a random permutation
 with the longest document first, chunks of ``bs*50`` sorted by decreasing length, the middle batches shuffled,
 the last partial batch dropped); otherwise documents are sorted by decreasing length, or kept in their order
-(``sort=False``, for predictions that must line up with the input). Rows of a batch are padded v2's way:
+(``sort=False``, for predictions that must line up with the input); rows of a batch are always in decreasing
+length when sorted, as fastai's encoder expects. Rows are padded v2's way:
 whole ``seq_len`` chunks of ``pad_idx`` at the front, the remainder at the end, so every text starts on a
 ``seq_len`` boundary. Deliberate difference: the padded width is the batch's longest document rounded up to a
 bucket (``bucket_len``: multiples of ``seq_len`` with at most two sizes per doubling) instead of the exact
 maximum, so that a whole IMDB epoch compiles about a dozen shapes instead of hundreds; the extra padding is at
-the end of the rows. A short last batch is filled with weight-0 copies of its first row.
+the end of the rows. A short last batch is filled with weight-0 copies of its last row.
 """
 
 from __future__ import annotations
@@ -179,10 +180,12 @@ class SortedDL:
         return bucket_len(longest, self.seq_len) if self.buckets else max(1, int(longest))
 
     def _doc_ids(self, k: int) -> np.ndarray:
+        """Token ids of document ``k`` as the model sees them: remapped, reversed if backwards, truncated."""
         d = self.docs[k]
         a, b = int(self.offsets[d]), int(self.offsets[d + 1])
         if self.max_len is not None and b - a > self.max_len:
-            a = b - int(self.max_len)  # keep the end: fastai's classifier pools over the last max_len tokens
+            # keep what the model's last max_len positions see: fastai's classifier pools over those
+            a, b = (a, a + int(self.max_len)) if self.backwards else (b - int(self.max_len), b)
         toks = np.asarray(self.ids[a:b], np.int32)
         if self.remap is not None:
             toks = self.remap[toks]
@@ -193,9 +196,9 @@ class SortedDL:
         for b in range(start, len(self)):
             idx = order[b * self.bs:(b + 1) * self.bs]
             w = np.ones(self.bs, np.float32)
-            if len(idx) < self.bs:  # short last batch: weight-0 copies of its first row
+            if len(idx) < self.bs:  # short last batch: weight-0 copies of its last (shortest) row
                 w[len(idx):] = 0
-                idx = np.concatenate([idx, np.full(self.bs - len(idx), idx[0])])
+                idx = np.concatenate([idx, np.full(self.bs - len(idx), idx[-1])])
             width = self.width(int(self.lens[idx].max()))
             x = np.full((self.bs, width), self.pad_idx, np.int32)
             for r, k in enumerate(idx.tolist()):

@@ -39,15 +39,30 @@ from ulmfit_jax.vocab import make_vocab_from_counts, remap_ids
 DATA = Path(os.environ.get("LESSON4_DATA", "/work/shared/data"))
 
 
-def peak_mb() -> dict:
-    """Peak resident memory so far: this process, and the largest finished child (a tokenizer worker)."""
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"main_peak_mb": round(me, 1), "largest_worker_peak_mb": round(kids, 1)}
+def memory(phase: str) -> dict:
+    """Memory after a phase: peak resident size so far (this process; the largest finished child, i.e. a
+    tokenizer worker) and, on Linux, the current split into anonymous memory and memory-mapped file pages
+    (the token file's pages count as resident once read, but are clean page cache the OS can drop)."""
+    out = {f"{phase}_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           f"{phase}_worker_peak_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return out
+    for line in status.splitlines():
+        key, _, val = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            out[f"{phase}_{key}_mb"] = round(int(val.split()[0]) / 1024, 1)
+    return out
+
+
+def baseline() -> dict:
+    """Resident memory before any work: the interpreter plus imports (the ulmfit_jax package imports JAX)."""
+    return {"baseline_after_imports_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def run_imdb(path: str, workers: int, cache_dir: str) -> dict:
-    res: dict = {"data": path, "workers": workers}
+    res: dict = {"data": path, "workers": workers} | baseline()
     t0 = time.perf_counter()
     dls = TextDataLoaders.from_folder(path, is_lm=True, valid_pct=0.1, bs=64, seq_len=72, n_workers=workers,
                                       cache_dir=cache_dir)
@@ -55,7 +70,7 @@ def run_imdb(path: str, workers: int, cache_dir: str) -> dict:
     res |= {"n_docs": int(len(dls.train.docs) + len(dls.valid.docs)), "vocab": len(dls.vocab),
             "train_tokens": dls.train.n_tokens, "valid_tokens": dls.valid.n_tokens,
             "train_batches": len(dls.train), "valid_batches": len(dls.valid)}
-    res |= peak_mb()
+    res |= memory("after_from_folder")
     t0 = time.perf_counter()
     n = 0
     for x, _y, _ in dls.train.batches(0):
@@ -66,7 +81,7 @@ def run_imdb(path: str, workers: int, cache_dir: str) -> dict:
     again = TextDataLoaders.from_folder(path, is_lm=True, valid_pct=0.1, n_workers=workers, cache_dir=cache_dir)
     res["from_folder_cached_s"] = round(time.perf_counter() - t0, 1)
     assert again.vocab == dls.vocab
-    res |= peak_mb()
+    res |= memory("at_end")
     return res
 
 
@@ -111,7 +126,7 @@ def stream_docs(docs: list[str], n_words: int, seed: int) -> Iterator[str]:
 def run_synthetic(n_tokens: int, workers: int, out_dir: str) -> dict:
     docs = english_docs(0)
     words_per_doc = sum(d.count(" ") + 1 for d in docs)
-    res: dict = {"source_docs": len(docs), "source_words": words_per_doc, "workers": workers}
+    res: dict = {"source_docs": len(docs), "source_words": words_per_doc, "workers": workers} | baseline()
     t0 = time.perf_counter()
     # about 1.2 tokens per whitespace word after fastai's rules (xxmaj, punctuation): aim a little low
     corpus = build_corpus(stream_docs(docs, int(n_tokens / 1.2), 1), Tokenizer(), n_workers=workers,
@@ -120,7 +135,7 @@ def run_synthetic(n_tokens: int, workers: int, out_dir: str) -> dict:
     res |= {"n_docs": corpus.n_docs, "n_tokens": corpus.n_tokens, "itos": len(corpus.itos),
             "ids_file_mb": round(os.path.getsize(Path(out_dir) / "synthetic" / "ids.i32") / 2**20, 1),
             "memory_mapped": isinstance(corpus.ids, np.memmap)}
-    res |= peak_mb()
+    res |= memory("after_tokenizing")
     t0 = time.perf_counter()
     vocab = make_vocab_from_counts(corpus.itos, corpus.counts(), min_freq=3, max_vocab=60000)
     dl = LMDataLoader(corpus.ids, corpus.offsets, remap=remap_ids(corpus.itos, vocab), bs=64, seq_len=72,
@@ -133,7 +148,7 @@ def run_synthetic(n_tokens: int, workers: int, out_dir: str) -> dict:
             break
     res["batches_per_s"] = round(n_b / (time.perf_counter() - t0), 1)
     res["n_batches"] = len(dl)
-    res |= peak_mb()
+    res |= memory("after_counting_and_batches")
     return res
 
 

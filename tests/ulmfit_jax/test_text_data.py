@@ -138,8 +138,10 @@ def test_sorted_dl_max_len_and_backwards():
     ids = np.arange(2, 102, dtype=np.int32)
     dl = SortedDL(ids, np.array([0, 100]), None, np.zeros(1), bs=1, seq_len=8, max_len=20, backwards=True)
     x, _, _ = dl.one_batch()
-    assert x.shape == (1, 24)
-    np.testing.assert_array_equal(x[0, :20], ids[-20:][::-1])
+    assert x.shape == (1, 24)  # the reversed document's last 20 tokens: the original's first 20, reversed
+    np.testing.assert_array_equal(x[0, :20], ids[:20][::-1])
+    fwd = SortedDL(ids, np.array([0, 100]), None, np.zeros(1), bs=1, seq_len=8, max_len=20)
+    np.testing.assert_array_equal(fwd.one_batch()[0][0, :20], ids[-20:])
 
 
 # ---- TextDataLoaders ------------------------------------------------------------------------------------
@@ -338,3 +340,12 @@ def test_sentencepiece_tokenizer(tmp_path):
     assert toks[:2] == ["xxbos", "xxmaj"] and "xxup" in toks
     dls.tokenizer.tok.save(tmp_path / "sp.model")
     assert Path(tmp_path / "sp.model").stat().st_size > 1000
+
+
+def test_from_tfds_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=48):
+        dls = TextDataLoaders.from_tfds("imdb_reviews", bs=8, min_freq=1)
+    assert dls.classes == ["neg", "pos"] and len(dls.train.docs) == 48 and len(dls.valid.docs) == 48
+    x, y, w = dls.train.one_batch()
+    assert x.shape[0] == 8 and set(y.tolist()) <= {0, 1} and (x[:, :][x != 1] == 2).sum() >= 1
