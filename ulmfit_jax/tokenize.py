@@ -64,7 +64,7 @@ class Tokenizer:
         rules = self.rules
         out = self.tok(apply_rules(str(t), rules) for t in texts)
         if self._post_in_tok or not self.post_rules:
-            yield from (list(toks) for toks in out)
+            yield from (toks if type(toks) is list else list(toks) for toks in out)
             return
         for toks in out:
             for rule in self.post_rules:

@@ -515,7 +515,7 @@ class WordTokenizer:
             self._reset_cache()
         parts = text.split(" ")
         got = list(map(self._cache.__getitem__, parts))  # misses go through _learn (__missing__)
-        if not self._context.isdisjoint(parts):
+        if self._context and not self._context.isdisjoint(parts):
             if text[0].isspace():  # spaCy keeps a leading whitespace run whole
                 return self._exact(text)
             parts = _WS_RUNS.split(text)
