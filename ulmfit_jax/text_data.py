@@ -73,7 +73,7 @@ def _random_split(n: int, valid_pct: float, seed: int) -> tuple[np.ndarray, np.n
     return perm[cut:], perm[:cut]
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class TextDataLoaders(DataLoaders):
     """Training and validation text loaders plus what is needed to read them back (vocab, classes, tokenizer)."""
 
@@ -87,6 +87,12 @@ class TextDataLoaders(DataLoaders):
     pad_idx: int = PAD_IDX
     n_workers: int | None = None
     max_len: int | None = None
+
+    def __repr__(self) -> str:
+        kind = "language model" if self.is_lm else "regression" if self.is_regression else \
+            f"classifier {self.classes[:5]}{'...' if len(self.classes or []) > 5 else ''}"
+        return (f"TextDataLoaders({kind}: {len(self.train)} train / {len(self.valid)} valid batches of "
+                f"bs={self.train.bs}, seq_len={self.seq_len}, vocab {len(self.vocab)})")
 
     @property
     def c(self) -> int:
