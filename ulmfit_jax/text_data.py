@@ -23,6 +23,7 @@ Conventions (and where they differ from fastai):
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Sequence
@@ -133,9 +134,14 @@ class TextDataLoaders(DataLoaders):
         return df
 
     # ---- new data ---------------------------------------------------------------------------------------
+    @functools.cached_property
+    def o2i(self) -> dict[str, int]:
+        """token -> id of ``vocab`` (unknown tokens: use ``.get(t, 0)``)."""
+        return token_to_id(self.vocab)
+
     def numericalize_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, offsets) of ``texts`` tokenized and numericalized like the training data."""
-        o2i = token_to_id(self.vocab)
+        o2i = self.o2i
         docs = [numericalize(t, o2i) for t in iter_tokenize(list(texts), self.n_workers, self.tokenizer)]
         lengths = np.fromiter(map(len, docs), np.int64, count=len(docs))
         ids = np.concatenate(docs) if docs else np.zeros(0, np.int32)
