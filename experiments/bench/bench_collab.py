@@ -124,13 +124,19 @@ def main(argv: list[str] | None = None) -> dict:
     df = split_frame(read_ml100k_ratings(path), CONFIG)
     print(f"ML-100k from {path}: {int((~df.is_valid).sum())} train / {int(df.is_valid.sum())} valid ratings; "
           f"config {CONFIG}")
+    # 1-minute load averages before/after each side: on a shared machine they say how comparable the timings are
+    load = [os.getloadavg()[0]]
     ours = run_ours(df, CONFIG)
+    load.append(os.getloadavg()[0])
     ref = None
     if args.ref_python and args.ref_python != "none":
         print(f"reference side: {args.ref_python} (fastai, then Surprise) ...", flush=True)
         ref = run_ref(args.ref_python, df, CONFIG)
+        load.append(os.getloadavg()[0])
     report(ours, ref)
-    return {"ours": ours, "ref": ref}
+    print(f"load average ({os.cpu_count()} cores): " + " -> ".join(f"{v:.1f}" for v in load)
+          + " (start, after ours, after reference)")
+    return {"ours": ours, "ref": ref, "load": load}
 
 
 if __name__ == "__main__":
