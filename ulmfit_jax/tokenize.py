@@ -12,6 +12,7 @@ vocabulary (``iter_token_ids``), which is much cheaper to send back than strings
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing as mp
 import os
@@ -116,7 +117,11 @@ class _IdTable(dict):
         return v
 
 
-def _init_worker(tokenizer: Tokenizer) -> None:
+def _init_worker(tokenizer: Tokenizer, in_pool: bool = True) -> None:
+    if in_pool and isinstance(tokenizer.tok, WordTokenizer):
+        # our tokenizer only builds lists, tuples and dicts without reference cycles, which reference counting
+        # frees; the cycle collector would keep re-scanning the growing token cache (about 10% of the time)
+        gc.disable()
     _worker["tok"] = tokenizer
     _worker["ids"] = _IdTable()
     _worker["source"] = f"{os.getpid()}-{uuid.uuid4().hex}"
@@ -239,7 +244,7 @@ def iter_token_ids(texts: Iterable[str], table: TokenIds, n_workers: int | None 
     tokenizer, n_workers = _resolve(tokenizer, n_workers, n)
     size = chunk_size or _chunk_size(n, max(1, n_workers))
     if n_workers <= 1:
-        _init_worker(tokenizer)  # the in-process path uses the same task code (its table is per call)
+        _init_worker(tokenizer, in_pool=False)  # the same task code in this process (its table is per call)
         try:
             for chunk in _chunks(texts, size):
                 src, new, ids, lengths = _ids_task(chunk)
