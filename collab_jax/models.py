@@ -158,17 +158,19 @@ class HybridDotBias(nnx.Module):
     A user or item absent from training has an untrained (about zero) id row, so its prediction comes from its
     metadata: the cold-start fallback the lesson says a plain dot model cannot give. Metadata projections start
     at fastai's embedding init, so at step 0 the model is the dot model. ``id_drop`` (training only) hides a
-    row's user id, and independently its item id, with that probability, so the metadata path must learn to
-    predict alone, as it will have to for newcomers (DropoutNet's idea; 0 disables it).
+    row's user id, and independently its item id, with that probability (a pair: separate user and item
+    probabilities), so the metadata path must learn to predict alone, as it will have to for newcomers
+    (DropoutNet's idea; 0 disables it).
     """
 
     def __init__(self, n_factors: int, n_users: int, n_items: int, n_user_feats: int, n_item_feats: int,
-                 y_range: tuple[float, float] | None = None, id_drop: float = 0.0, l2: float = 0.0, *,
-                 rngs: nnx.Rngs):
-        if not 0 <= id_drop < 1:
-            raise ValueError(f"id_drop must be in [0, 1), got {id_drop}")
+                 y_range: tuple[float, float] | None = None, id_drop: float | tuple[float, float] = 0.0,
+                 l2: float = 0.0, *, rngs: nnx.Rngs):
+        drops = tuple(id_drop) if isinstance(id_drop, (tuple, list)) else (id_drop, id_drop)
+        if len(drops) != 2 or not all(0 <= p < 1 for p in drops):
+            raise ValueError(f"id_drop must be in [0, 1) (or a (user, item) pair of such), got {id_drop}")
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
-        self.id_drop, self.l2 = float(id_drop), float(l2)
+        self.id_drop, self.l2 = (float(drops[0]), float(drops[1])), float(l2)
         self.u_weight = _embed(n_users, n_factors, rngs)
         self.i_weight = _embed(n_items, n_factors, rngs)
         self.u_bias = _embed(n_users, 1, rngs)
@@ -185,10 +187,10 @@ class HybridDotBias(nnx.Module):
                             "loaders with CollabDataLoaders.from_df(..., user_meta=..., item_meta=...)")
         users, items = x.ids[:, 0], x.ids[:, 1]
         keep_u = keep_i = jnp.ones(users.shape, jnp.float32)
-        if train and self.id_drop > 0:
+        if train and max(self.id_drop) > 0:
             ku, ki = jax.random.split(rngs.dropout())
-            keep_u = jax.random.bernoulli(ku, 1 - self.id_drop, users.shape).astype(jnp.float32)
-            keep_i = jax.random.bernoulli(ki, 1 - self.id_drop, items.shape).astype(jnp.float32)
+            keep_u = jax.random.bernoulli(ku, 1 - self.id_drop[0], users.shape).astype(jnp.float32)
+            keep_i = jax.random.bernoulli(ki, 1 - self.id_drop[1], items.shape).astype(jnp.float32)
         uw, iw, ub, ib = self.u_weight(users), self.i_weight(items), self.u_bias(users), self.i_bias(items)
         u = uw * keep_u[:, None] + x.user @ self.u_meta[...]
         i = iw * keep_i[:, None] + x.item @ self.i_meta[...]
