@@ -161,3 +161,15 @@ def ml100k_item_meta(items: pd.DataFrame, key: str = "item") -> MetaEncoder:
     df = items.drop_duplicates(key) if key == "title" else items.copy()
     df["decade"] = (df["year"] // 10 * 10).astype("Int64").astype(str)
     return MetaEncoder.from_df(df, key, cat_names=["decade"], cont_names=["year"], flag_names=list(ML100K_GENRES))
+
+
+def ml_sample_ratings(timeout: float = 20.0) -> pd.DataFrame:
+    """fastai's ``movie_lens_sample`` (the lesson's ML_SAMPLE ``ratings.csv``), downloaded and checked through the
+    engine's registry (``untar_data(URLs.ML_SAMPLE)``, cached after the first call)."""
+    from learner_jax.download import URLs, untar_data
+
+    path = Path(untar_data(URLs.ML_SAMPLE, timeout=timeout))
+    csv = next(iter(sorted(path.rglob("ratings.csv"))), None)
+    if csv is None:
+        raise FileNotFoundError(f"the movie_lens_sample archive at {path} has no ratings.csv")
+    return read_ratings_csv(csv)

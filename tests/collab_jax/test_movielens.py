@@ -99,6 +99,16 @@ def test_download_goes_through_the_engine_registry(tmp_path, monkeypatch):
     assert dl.URLs.ML_100k == "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 
 
+def test_ml_sample_through_the_registry(tmp_path, monkeypatch):
+    import learner_jax.download as dl
+
+    (tmp_path / "movie_lens_sample").mkdir()
+    (tmp_path / "movie_lens_sample" / "ratings.csv").write_text("userId,movieId,rating,timestamp\n73,1097,4.0,0\n")
+    seen = []
+    monkeypatch.setattr(dl, "untar_data", lambda url, **kw: seen.append(url) or tmp_path / "movie_lens_sample")
+    assert ml.ml_sample_ratings().userId.tolist() == [73] and seen == [dl.URLs.ML_SAMPLE]
+
+
 @pytest.mark.realdata
 def test_real_ml100k(shared_data):
     path = shared_data("movielens", "ml-100k")
