@@ -9,6 +9,7 @@ Normalize 99) whatever the order of the list.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -239,10 +240,13 @@ class Normalize(TabularProc):
 
 
 def make_procs(procs: Sequence[TabularProc | type[TabularProc]] | None) -> list[TabularProc]:
-    """Instantiate classes (fastai accepts ``[FillMissing, Categorify]``) and sort into fastai v2's order."""
+    """Instantiate classes (fastai accepts ``[FillMissing, Categorify]``) and sort into fastai v2's order.
+
+    Instances are copied: fitting one table's procs never changes another table's that was given the same list.
+    """
     out = []
     for p in procs or []:
-        proc = p() if isinstance(p, type) else p
+        proc = p() if isinstance(p, type) else copy.deepcopy(p)
         if not isinstance(proc, TabularProc):
             raise TypeError(f"procs must be TabularProc classes or instances, got {p!r}")
         out.append(proc)

@@ -183,7 +183,8 @@ class TabularPandas:
                 raise TypeError(f"categorical column {n!r} is not integer-coded after the procs "
                                 f"(dtype {frame[n].dtype}): add Categorify to procs")
             x_cat[:, j] = frame[n].to_numpy()
-        x_cont = frame[list(self.cols.cont_names)].to_numpy(dtype=np.float32).reshape(len(frame), -1)
+        x_cont = frame[list(self.cols.cont_names)].to_numpy(dtype=np.float32).reshape(len(frame),
+                                                                                  len(self.cols.cont_names))
         nan_cols = [n for j, n in enumerate(self.cols.cont_names) if np.isnan(x_cont[:, j]).any()]
         if nan_cols:
             raise ValueError(f"continuous column(s) {nan_cols} still have NaN after the procs: add FillMissing "
@@ -209,9 +210,10 @@ class TabularPandas:
 
     def decode(self, x_cat: np.ndarray, x_cont: np.ndarray, index: Any = None) -> pd.DataFrame:
         """Model inputs back to readable values: class names and de-normalised numbers."""
-        df = pd.DataFrame(np.asarray(x_cat).reshape(len(x_cat), -1), columns=self.cat_names, index=index)
+        n_rows = len(x_cat)
+        df = pd.DataFrame(np.asarray(x_cat).reshape(n_rows, len(self.cat_names)), columns=self.cat_names, index=index)
         for j, n in enumerate(self.cont_names):
-            df[n] = np.asarray(x_cont, dtype=np.float32).reshape(len(x_cat), -1)[:, j]
+            df[n] = np.asarray(x_cont, dtype=np.float32).reshape(n_rows, len(self.cont_names))[:, j]
         for proc in reversed(self.procs):
             df = proc.decode(df)
         for n in self.int_conts:

@@ -146,3 +146,11 @@ def test_test_dl_categorical_dtype_with_other_categories(toy):
     codes = dls.test_dl(test).x[0][:, 0]
     expected = [dls.classes["color"].index(c) for c in toy["color"].iloc[:4]]
     assert codes.tolist() == expected
+
+
+def test_no_validation_rows_and_no_continuous_columns(toy):
+    dls = lesson_dls(toy, valid_pct=0.0, seed=0)
+    assert len(dls.to.valid) == 0 and len(dls.valid) == 0 and len(dls.to.train) == len(toy)
+    dls = lesson_dls(toy, cont_names=[], seed=0)
+    assert dls.to.train.x_cont.shape == (len(dls.to.train), 0)
+    assert list(dls.show_batch(max_n=2, show=False).columns) == ["color", "shape", "label"]

@@ -128,3 +128,10 @@ def test_categorify_warns_when_values_have_another_type_than_training_classes():
     with pytest.warns(UserWarning, match="'code': 2 value\\(s\\) of type str match no training class"):
         out = cat.encode(pd.DataFrame({"code": ["3", "5"]}))
     assert out["code"].tolist() == [0, 0]
+
+
+def test_make_procs_copies_instances():
+    fm = FillMissing(fill_strategy="mode")
+    a, b = make_procs([fm])[0], make_procs([fm])[0]
+    a.setup(pd.DataFrame({"x": [1.0, np.nan]}), Columns((), ("x",), ()))
+    assert a is not fm and b.na_dict == {} and fm.na_dict == {}
