@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax.numpy as jnp
 
 
 class ModelOutput(NamedTuple):
@@ -25,7 +24,7 @@ class ModelOutput(NamedTuple):
 
     preds: Any
     carry: Any = None
-    aux_loss: Any = jnp.float32(0.0)
+    aux_loss: Any = 0.0  # a Python float: building a jnp scalar here would start the JAX backend on import
 
 
 def as_output(out: Any) -> ModelOutput:
