@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 
-
 class ModelOutput(NamedTuple):
     """A model's output when it is more than predictions.
 
