@@ -40,7 +40,8 @@ def run(data_dir: str | None = None, quick: bool = False) -> dict:
     lesson_s = _fit_timed(learn, learn.fit, 1, 1e-2)
     lesson_acc = learn.validate()[1]
     row, clas, probs = learn.predict(df.iloc[0])
-    print(f"predict(df.iloc[0]) -> {row['salary'].iloc[0]!r} (class {clas}, probabilities {probs.round(3).tolist()}); "
+    shown = [round(float(p), 3) for p in probs]
+    print(f"predict(df.iloc[0]) -> {row['salary'].iloc[0]!r} (class {clas}, probabilities {shown}); "
           f"true {df['salary'].iloc[0]!r}")
     out = {"lesson_accuracy": lesson_acc, "lesson_fit_s": lesson_s}
     if quick:
