@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from learner_jax import optim
-from learner_jax.callbacks import Callback, CancelFitException, TerminateOnNaNCallback
+from learner_jax.callbacks import Callback, CancelFitException, NormLoggerCallback, TerminateOnNaNCallback
 from learner_jax.checkpoint import TrainingCheckpoints, load_tree, save_tree
 from learner_jax.data import DataLoaders, Loader, prefetch
 from learner_jax.metrics import Metric, as_metric
@@ -127,6 +127,7 @@ class Learner:
         self.recorder = Recorder()
         self.n_traces: collections.Counter = collections.Counter()
         self._jits: dict = {}
+        self.log_norms = False  # set while a NormLoggerCallback is active (a separately compiled step)
         self.epoch, self.epochs_done, self.batch_idx, self.batch_pos_known = 0, 0, 0, True
         self._good_state = None
         sched = optim.constant(np.full(self.n_groups, lr), 0.9, 0, wd)
@@ -152,11 +153,11 @@ class Learner:
                           if g >= self.n_frozen or (self.train_bn and self.is_norm[i]))
         return StepSpec(self.graphdef, self.loss_func, tuple(self.metrics), trainable,
                         tuple(self.groups[i] for i in trainable), tuple(self.decay[i] for i in trainable),
-                        self.n_groups, self.clip, self.init_carry is not None)
+                        self.n_groups, self.clip, self.init_carry is not None, log_norms=self.log_norms)
 
     def _jit(self, kind: str, *extra) -> Callable:
         """Jitted steps, cached per freeze stage; ``n_traces`` counts compilations (tests use it)."""
-        key = (kind, *extra) if kind in ("eval", "predict") else (kind, self.n_frozen, *extra)
+        key = (kind, *extra) if kind in ("eval", "predict") else (kind, self.n_frozen, self.log_norms, *extra)
         if key not in self._jits:
             spec = self.spec
             fn = {"train": lambda: make_train_step(spec), "eval": lambda: make_eval_step(spec),
@@ -239,6 +240,7 @@ class Learner:
         if n_batches == 0:
             raise ValueError("the training loader yields no batches (fewer rows than bs with drop_last?)")
         cbs = self._active_cbs = self._callbacks(cbs)
+        self.log_norms = any(isinstance(c, NormLoggerCallback) for c in cbs)
         self.recorder.reset(self._metric_names())
         self.state = self.state.replace(sched=replicate(make_sched(n_epoch * n_batches, int(self.state.step)),
                                                         self.mesh))

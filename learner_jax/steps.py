@@ -50,6 +50,7 @@ class StepSpec:
     stateful: bool = False
     b2: float = 0.99
     eps: float = 1e-5
+    log_norms: bool = False  # gradient/parameter/update norms cost ~45% of a tiny model's step: only on demand
     extra: dict = field(default_factory=dict)
 
     def tx(self, sched_hypers) -> optax.GradientTransformation:
@@ -118,8 +119,10 @@ def make_train_step(spec: StepSpec) -> Callable[[TrainState, Any, jax.Array], tu
         carry = jax.lax.stop_gradient(carry) if carry is not None else None
         new_state = state.replace(step=state.step + 1, params=params, model_state=new_ms, opt_state=opt_state,
                                   carry=carry)
-        metrics = {"loss": loss, "lr": hyp.lr, "mom": hyp.mom, "grad_norm": global_norm(grads),
-                   "param_norm": global_norm(new_leaves), "update_norm": global_norm(updates)}
+        metrics = {"loss": loss, "lr": hyp.lr, "mom": hyp.mom}
+        if spec.log_norms:
+            metrics |= {"grad_norm": global_norm(grads), "param_norm": global_norm(new_leaves),
+                        "update_norm": global_norm(updates)}
         return new_state, metrics
 
     return train_step
