@@ -24,6 +24,18 @@ PARTS = {
 DEFAULT_PARTS = ("tabular", "collab", "text")
 
 
+def enable_compilation_cache(directory: str | None = None) -> str:
+    """Keep XLA's compiled programs on disk so a second run of the lesson skips compiling (seconds per part on
+    a CPU). A user-level choice, made by the main job, not by the library."""
+    import jax
+
+    directory = directory or os.environ.get("LESSON4_XLA_CACHE",
+                                            os.path.join(os.path.expanduser("~"), ".cache", "lesson4_jax", "xla"))
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return directory
+
+
 def run_part(name: str, data_dir: str | None, quick: bool) -> dict:
     module = importlib.import_module(PARTS[name])
     if name == "engine":
@@ -37,7 +49,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA"),
                     help="folder with the real datasets (default: $LESSON4_DATA)")
     ap.add_argument("--quick", action="store_true", help="a smaller, faster run (smoke test)")
+    ap.add_argument("--no-compile-cache", action="store_true", help="do not keep compiled programs on disk")
     args = ap.parse_args(argv)
+    if not args.no_compile_cache:
+        enable_compilation_cache()
     results = {}
     for name in args.part or DEFAULT_PARTS:
         print(f"\n=== Lesson 4: {name} ===", flush=True)
