@@ -26,6 +26,7 @@ from learner_jax.metrics import accuracy, perplexity
 from learner_jax.sharding import replicate
 from learner_jax.steps import make_predict_step
 from ulmfit_jax.generation import banned_tokens, generate, make_generate_step
+from ulmfit_jax.lm_head import LMCrossEntropyLossFlat, lm_accuracy
 from ulmfit_jax.models import (
     AWD_LSTM,
     TextClassifier,
@@ -206,8 +207,8 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     model = get_language_model(arch, len(vocab), config=config, drop_mult=drop_mult, seed=seed, alpha=alpha,
                                beta=beta, unroll=unroll)
     sizes = model.encoder.hidden_sizes
-    kw = _merge_kwargs(dict(metrics=[accuracy, perplexity], moms=TEXT_MOMS), kwargs)
-    learn = LMLearner(dls, model, loss_func=CrossEntropyLossFlat(), splitter=lm_splitter(model.encoder.n_layers),
+    kw = _merge_kwargs(dict(metrics=[lm_accuracy, perplexity], moms=TEXT_MOMS), kwargs)
+    learn = LMLearner(dls, model, loss_func=LMCrossEntropyLossFlat(), splitter=lm_splitter(model.encoder.n_layers),
                       seed=seed, init_carry=partial(zero_carry, sizes), **kw)
     learn.backwards, learn._hidden_sizes = bool(backwards or getattr(dls, "backwards", False)), sizes
     if pretrained_fnames is not None:

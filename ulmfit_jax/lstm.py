@@ -4,7 +4,9 @@ Why a custom VJP: autodiff of a scan that multiplies by ``W_hh`` at every step a
 step, reading and writing the whole (h, 4h) gradient buffer T times. The backward scan here only propagates
 ``dh``/``dc`` and emits the gate gradients; ``dW_hh`` is then one large matmul over all time steps at once
 (``H_prev^T @ dZ``), which is where a CPU spends its FLOPs best. The input projection ``x @ W_ih`` is hoisted out
-of the loop by the caller (one big matmul for all time steps), so each step does a single fused 4-gate matmul.
+of the loop (one big matmul for all time steps), so each step does a single fused 4-gate matmul; in
+:func:`lstm_layer` its gradient is hand-written too, with the bias gradient folded into the ``dW_ih`` matmul (a
+column of ones) instead of a separate reduction over all (time, batch) rows.
 
 Gate order inside the 4h axis is PyTorch's (input, forget, cell, output), so fastai weights load by transposing.
 Everything is time-major: ``xg`` is (T, B, 4h).
@@ -87,3 +89,31 @@ def lstm_scan_reference(xg, w_hh, h0, c0, unroll: int = 1):
     """The same recurrence differentiated by JAX itself (for tests of the hand-written backward pass)."""
     hs, _, _, h_t, c_t = _forward(xg, w_hh, h0, c0, unroll)
     return hs, (h_t, c_t)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(6,))
+def lstm_layer(x: jax.Array, w_ih: jax.Array, bias: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array,
+               unroll: int = 1):
+    """A whole LSTM layer: ``x`` (T, B, n_in), ``w_ih`` (n_in, 4h), ``bias`` (4h), ``w_hh`` (h, 4h) ->
+    ``(hs, (h_T, c_T))``. Same numbers as ``lstm_scan(x @ w_ih + bias, w_hh, h0, c0)``."""
+    return lstm_scan(jnp.einsum("tbi,ig->tbg", x, w_ih) + bias, w_hh, h0, c0, unroll)
+
+
+def _layer_fwd(x, w_ih, bias, w_hh, h0, c0, unroll):
+    xg = jnp.einsum("tbi,ig->tbg", x, w_ih) + bias
+    (hs, carry), res = _lstm_fwd(xg, w_hh, h0, c0, unroll)
+    return (hs, carry), (x, w_ih, res)
+
+
+def _layer_bwd(unroll, res, cts):
+    x, w_ih, scan_res = res
+    dzs, d_whh, dh0, dc0 = _lstm_bwd(unroll, scan_res, cts)
+    t, b, n_in = x.shape
+    dz = dzs.reshape(t * b, -1)
+    xa = jnp.concatenate([x.reshape(t * b, n_in), jnp.ones((t * b, 1), x.dtype)], axis=1)
+    dwb = xa.T @ dz  # (n_in + 1, 4h): dW_ih and, in the last row, the bias gradient
+    dx = (dz @ w_ih.T).reshape(t, b, n_in)
+    return dx, dwb[:-1], dwb[-1], d_whh, dh0, dc0
+
+
+lstm_layer.defvjp(_layer_fwd, _layer_bwd)

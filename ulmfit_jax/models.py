@@ -26,7 +26,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from learner_jax.model_io import ModelOutput
-from ulmfit_jax.lstm import lstm_scan
+from ulmfit_jax.lm_head import vocab_projection
+from ulmfit_jax.lstm import lstm_layer
 
 Carry = tuple[tuple[jax.Array, jax.Array], ...]
 
@@ -72,9 +73,9 @@ class WeightDropLSTM(nnx.Module):
         w_hh = self.weight_hh_raw[...]
         if w_mask is not None:
             w_hh = w_hh * w_mask
-        # the input projection for all time steps at once, outside the recurrence
-        xg = jnp.einsum("tbi,ig->tbg", x, self.weight_ih[...]) + (self.bias_ih[...] + self.bias_hh[...])
-        return lstm_scan(xg, w_hh, carry[0], carry[1], self.unroll)
+        # the input projection for all time steps at once is inside lstm_layer, outside the recurrence
+        return lstm_layer(x, self.weight_ih[...], self.bias_ih[...] + self.bias_hh[...], w_hh, carry[0], carry[1],
+                          self.unroll)
 
 
 class DropMasks(NamedTuple):
@@ -220,10 +221,10 @@ class LinearDecoder(nnx.Module):
         """Time-major (T, B, n_hid) -> batch-major logits (B, T, n_out) and the dropped input (for AR)."""
         dropped = locked_dropout(x_tm, self.output_p, key)
         weight = tied_weight if self.tied else self.weight[...]
-        logits = jnp.einsum("tbh,vh->btv", dropped, weight)
-        if self.has_bias:
-            logits = logits + self.bias[...]
-        return logits, dropped
+        t, b, h = dropped.shape
+        flat = dropped.transpose(1, 0, 2).reshape(b * t, h)  # batch-major rows: the logits need no transpose
+        bias = self.bias[...] if self.has_bias else jnp.zeros((weight.shape[0],), weight.dtype)
+        return vocab_projection(flat, weight, bias).reshape(b, t, -1), dropped
 
 
 class LanguageModel(nnx.Module):

@@ -219,3 +219,73 @@ def test_layer_groups_follow_fastai():
     assert split(("encoder", "module", "embedding")) == 0
     assert split(("encoder", "module", "rnns", 1, "weight_hh_raw")) == 2
     assert split(("head", "layers", 0, "bn", "scale")) == 4
+
+
+def test_lstm_layer_gradient_includes_input_projection_and_bias():
+    from ulmfit_jax.lstm import lstm_layer
+
+    k = jax.random.split(jax.random.key(1), 6)
+    t, b, n_in, h = 6, 3, 4, 5
+    args = (jax.random.normal(k[0], (t, b, n_in)), jax.random.normal(k[1], (n_in, 4 * h)) * 0.4,
+            jax.random.normal(k[2], (4 * h,)), jax.random.normal(k[3], (h, 4 * h)) * 0.3,
+            jax.random.normal(k[4], (b, h)), jax.random.normal(k[5], (b, h)))
+    weights = jnp.cos(jnp.arange(t * b * h, dtype=jnp.float32)).reshape(t, b, h)
+
+    def loss(fn):
+        return lambda *a: (lambda o: jnp.sum(o[0] * weights) + jnp.sum(o[1][1] ** 2))(fn(*a))
+
+    def ref(x, w_ih, bias, w_hh, h0, c0):
+        return lstm_scan_reference(jnp.einsum("tbi,ig->tbg", x, w_ih) + bias, w_hh, h0, c0)
+
+    ours = jax.jit(jax.grad(loss(lambda *a: lstm_layer(*a, 2)), argnums=tuple(range(6))))(*args)
+    expect = jax.jit(jax.grad(loss(ref), argnums=tuple(range(6))))(*args)
+    for a, r in zip(ours, expect):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+
+
+def test_lm_head_gradients_match_autodiff():
+    import optax
+
+    from learner_jax.losses import CrossEntropyLossFlat
+    from ulmfit_jax.lm_head import LMCrossEntropyLossFlat, vocab_projection
+
+    k = jax.random.split(jax.random.key(2), 4)
+    x, w = jax.random.normal(k[0], (10, 6)), jax.random.normal(k[1], (13, 6))
+    bias, y = jax.random.normal(k[2], (13,)), jax.random.randint(k[3], (10,), 0, 13)
+    rows = jnp.arange(10, dtype=jnp.float32)
+
+    def ours(x, w, bias):
+        return jnp.sum(LMCrossEntropyLossFlat()(vocab_projection(x, w, bias), y) * rows)
+
+    def plain(x, w, bias):
+        return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(x @ w.T + bias, y) * rows)
+
+    np.testing.assert_allclose(ours(x, w, bias), plain(x, w, bias), rtol=1e-6)
+    for a, r in zip(jax.grad(ours, argnums=(0, 1, 2))(x, w, bias), jax.grad(plain, argnums=(0, 1, 2))(x, w, bias)):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
+    logits = x @ w.T
+    np.testing.assert_allclose(LMCrossEntropyLossFlat()(logits, y), CrossEntropyLossFlat()(logits, y), rtol=1e-6)
+
+
+def test_lm_accuracy_equals_argmax_accuracy():
+    from learner_jax.metrics import accuracy
+    from ulmfit_jax.lm_head import lm_accuracy
+
+    k = jax.random.split(jax.random.key(3), 2)
+    preds = jax.random.normal(k[0], (3, 7, 11))
+    y = jax.random.randint(k[1], (3, 7), 0, 11).at[0, :3].set(jnp.argmax(preds[0, :3], -1))
+    w = jnp.asarray([1.0, 1.0, 0.0])
+    ours, ref = lm_accuracy.stats(preds, y, w, 0.0, 0.0), accuracy.stats(preds, y, w, 0.0, 0.0)
+    assert lm_accuracy.value(ours) == pytest.approx(accuracy.value(ref)) and lm_accuracy.value(ours) > 0
+
+
+def test_vocab_projection_row_blocks_equal_one_matmul():
+    from ulmfit_jax.lm_head import vocab_projection
+
+    k = jax.random.split(jax.random.key(4), 3)
+    x, w, b = jax.random.normal(k[0], (1024, 8)), jax.random.normal(k[1], (40, 8)), jax.random.normal(k[2], (40,))
+    np.testing.assert_allclose(jax.jit(vocab_projection)(x, w, b), x @ w.T + b, rtol=1e-5, atol=1e-5)
+    g = jax.grad(lambda x, w, b: jnp.sum(jnp.sin(vocab_projection(x, w, b))), argnums=(0, 1, 2))(x, w, b)
+    r = jax.grad(lambda x, w, b: jnp.sum(jnp.sin(x @ w.T + b)), argnums=(0, 1, 2))(x, w, b)
+    for a, e in zip(g, r):
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4)

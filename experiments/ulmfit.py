@@ -1,0 +1,195 @@
+"""ULMFiT on IMDB: transfer vs from-scratch, ours vs fastai under the identical protocol; and the full lesson config.
+
+    # CPU-feasible protocol (defaults: tiny AWD-LSTM, 4k LM docs, 2k/2k reviews; scale up with the flags)
+    python -m experiments.pretrain_lm --size tiny --out models/english_tiny            # once, ~minutes
+    python -m experiments.ulmfit --protocol cpu --pretrained models/english_tiny --size tiny \\
+        [--lm-docs 10000 --clas-train 5000 --clas-test 5000] [--ref-python /work/refenv/bin/python]
+    # the lesson itself (WT103 weights, full IMDB, 400/1152/3; for a GPU/TPU machine; downloads WT103 + IMDB
+    # when online, or reads $LESSON4_DATA/imdb/aclImdb_v1_text.tar.gz)
+    python -m experiments.ulmfit --protocol lesson
+
+CPU protocol, identical for both libraries (same texts, same pretrained weights file, same schedule):
+  * pretrained LM: ``--pretrained DIR`` (lm.pth + itos.pkl written by experiments/pretrain_lm.py, i.e. fastai's
+    format, which fastai itself loads with ``pretrained_fnames``);
+  * LM fine-tuning on ``--lm-docs`` reviews drawn from IMDB train+unsup (never test): 10% held out,
+    ``fit_one_cycle(1, 1e-2)`` frozen, then ``--lm-epochs`` unfrozen at 1e-3, moms (0.8, 0.7), drop_mult 0.3;
+  * classifier on ``--clas-train`` balanced reviews from train/ and ``--clas-test`` from test/ (the validation
+    set), the lesson's gradual unfreezing (2e-2; freeze_to(-2) 1e-2; freeze_to(-3) 5e-3; unfreeze 1e-3 x
+    ``--clas-final-epochs``), drop_mult 0.5;
+  * from scratch: the same classifier without the pretrained/fine-tuned encoder, all layers trained for the
+    same number of epochs (one-cycle at 1e-2, then 1e-3).
+Reported: LM accuracy/perplexity, classifier accuracy (transfer, scratch; fastai transfer), wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments.pretrain_lm import SIZES
+from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, text_classifier_learner
+from ulmfit_jax.text_files import iter_text_files
+
+DEFAULT_REF = "/work/refenv/bin/python"
+REF_SCRIPT = Path(__file__).parent / "bench" / "fastai_ulmfit_ref.py"
+LESSON = dict(lm_frozen=(1, 1e-2), lm_unfrozen=(10, 1e-3), clas=[(None, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3),
+                                                                (0, 2, 1e-3)], bs=64)
+
+
+def imdb_texts(data_dir: str | None) -> Path:
+    """The IMDB archive (shared data) or, when absent, fastai's download through the engine's registry."""
+    if data_dir:
+        tar = Path(data_dir) / "imdb" / "aclImdb_v1_text.tar.gz"
+        if tar.is_file():
+            return tar
+    from learner_jax.download import URLs, untar_data
+
+    return Path(untar_data(URLs.IMDB))
+
+
+def read_imdb(path: Path, lm_docs: int | None, n_train: int | None, n_test: int | None, seed: int = 0):
+    """(LM texts from train+unsup, classifier frame with label/text/is_valid), subsampled reproducibly."""
+    train, test, unsup = [], [], []
+    for name, text in iter_text_files(path, folders=["train", "test"]):
+        parts = name.split("/")
+        if len(parts) != 3:
+            continue
+        split, label = parts[0], parts[1]
+        if label == "unsup":
+            unsup.append(text)
+        elif label in ("pos", "neg"):
+            (train if split == "train" else test).append((label, text))
+    rng = np.random.default_rng(seed)
+
+    def pick(items, n):
+        idx = rng.permutation(len(items))
+        return [items[i] for i in (idx if n is None else idx[:n])]
+
+    tr, te = pick(train, n_train), pick(test, n_test)
+    clas = pd.DataFrame([{"label": lab, "text": t, "is_valid": False} for lab, t in tr]
+                        + [{"label": lab, "text": t, "is_valid": True} for lab, t in te])
+    lm_pool = [t for _, t in train] + unsup
+    lm = pick(lm_pool, lm_docs)
+    return lm, clas
+
+
+def _fit_clas_schedule(learn, schedule, moms=(0.8, 0.7)):
+    for stage, epochs, lr in schedule:
+        if stage is not None:
+            learn.freeze_to(stage) if stage != 0 else learn.unfreeze()
+        learn.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=moms)
+
+
+def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, workdir: Path) -> dict:
+    res: dict = {}
+    t0 = time.perf_counter()
+    dls_lm = TextDataLoaders.from_df(pd.DataFrame({"text": lm_texts}), text_col="text", is_lm=True, valid_pct=0.1,
+                                     bs=a.bs, seed=0)
+    pretrained = dict(pretrained_fnames=pre) if pre else dict(pretrained=a.protocol == "lesson")
+    learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, config=config, path=workdir, **pretrained)
+    learn.fit_one_cycle(a.lm_frozen_epochs, 1e-2, moms=(0.8, 0.7))
+    learn.unfreeze()
+    learn.fit_one_cycle(a.lm_epochs, 1e-3, moms=(0.8, 0.7))
+    _, res["lm_accuracy"], res["lm_perplexity"] = learn.validate()
+    res["lm_sample"] = learn.predict("I liked this movie because", 30, temperature=0.75, seed=0)
+    learn.save_encoder("fine_tuned_enc")
+    res["lm_seconds"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    dls = TextDataLoaders.from_df(clas_df, text_col="text", label_col="label", valid_col="is_valid",
+                                  text_vocab=dls_lm.vocab, bs=a.bs, seed=0)
+    clas = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False, path=workdir)
+    clas.load_encoder("fine_tuned_enc")
+    _fit_clas_schedule(clas, a.schedule)
+    res["clas_accuracy"] = clas.validate()[1]
+    res["clas_seconds"] = time.perf_counter() - t0
+    if a.scratch:
+        t0 = time.perf_counter()
+        scratch = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False,
+                                          path=workdir, seed=1)
+        n_epochs = sum(e for _, e, _ in a.schedule)
+        scratch.fit_one_cycle(n_epochs, 1e-2, moms=(0.8, 0.7))
+        res["scratch_accuracy"] = scratch.validate()[1]
+        res["scratch_seconds"] = time.perf_counter() - t0
+    return res
+
+
+def fastai_side(lm_texts, clas_df, pre: tuple[Path, Path], config: dict, a, workdir: Path) -> dict | None:
+    if not a.ref_python or not Path(a.ref_python).exists():
+        print("no reference interpreter: fastai side skipped")
+        return None
+    models = workdir / "fastai" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    shutil.copy(pre[0], models / "pre.pth")
+    shutil.copy(pre[1], models / "pre.pkl")
+    pd.DataFrame({"text": lm_texts}).to_parquet(workdir / "lm.parquet")
+    clas_df.to_parquet(workdir / "clas.parquet")
+    spec = {"what": "protocol", "path": str(workdir / "fastai"), "lm": str(workdir / "lm.parquet"),
+            "clas": str(workdir / "clas.parquet"), "config": config, "bs": a.bs,
+            "lm_frozen_epochs": a.lm_frozen_epochs, "lm_epochs": a.lm_epochs, "schedule": a.schedule}
+    (workdir / "spec.json").write_text(json.dumps(spec))
+    res = subprocess.run([a.ref_python, str(REF_SCRIPT), str(workdir / "spec.json"), str(workdir / "ref.json")],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        print(res.stdout[-3000:], res.stderr[-3000:], file=sys.stderr)
+        raise RuntimeError("fastai protocol run failed")
+    return json.loads((workdir / "ref.json").read_text())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--protocol", choices=["cpu", "lesson"], default="cpu")
+    ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA"))
+    ap.add_argument("--pretrained", default=None, help="folder with lm.pth + itos.pkl (experiments/pretrain_lm)")
+    ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    ap.add_argument("--lm-docs", type=int, default=4000)
+    ap.add_argument("--clas-train", type=int, default=2000)
+    ap.add_argument("--clas-test", type=int, default=2000)
+    ap.add_argument("--lm-frozen-epochs", type=int, default=1)
+    ap.add_argument("--lm-epochs", type=int, default=2)
+    ap.add_argument("--clas-final-epochs", type=int, default=2)
+    ap.add_argument("--bs", type=int, default=64)
+    ap.add_argument("--no-scratch", dest="scratch", action="store_false")
+    ap.add_argument("--ref-python", default=DEFAULT_REF if Path(DEFAULT_REF).exists() else "")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    if a.protocol == "lesson":  # the lesson's numbers: full data, full model, WT103 weights, lesson epochs
+        a.size, a.lm_docs, a.clas_train, a.clas_test = "full", None, None, None
+        a.lm_frozen_epochs, a.lm_epochs = LESSON["lm_frozen"][0], LESSON["lm_unfrozen"][0]
+        a.clas_final_epochs = LESSON["clas"][-1][1]
+    a.schedule = [(None, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (0, a.clas_final_epochs, 1e-3)]
+    config = SIZES[a.size]
+    pre = None
+    if a.pretrained:
+        pre = (Path(a.pretrained) / "lm.pth", Path(a.pretrained) / "itos.pkl")
+    elif a.protocol == "cpu":
+        raise SystemExit("--protocol cpu needs --pretrained DIR (run experiments.pretrain_lm first)")
+    t0 = time.perf_counter()
+    lm_texts, clas_df = read_imdb(imdb_texts(a.data_dir), a.lm_docs, a.clas_train, a.clas_test)
+    print(f"IMDB: {len(lm_texts)} LM documents (train+unsup), classifier {int((~clas_df.is_valid).sum())} train / "
+          f"{int(clas_df.is_valid.sum())} test reviews ({time.perf_counter() - t0:.0f}s to read)")
+    with tempfile.TemporaryDirectory() as d:
+        result = {"protocol": a.protocol, "size": a.size, "config": config, "lm_docs": len(lm_texts),
+                  "clas_train": int((~clas_df.is_valid).sum()), "clas_test": int(clas_df.is_valid.sum()),
+                  "ours": ours(lm_texts, clas_df, pre, config, a, Path(d))}
+        print(json.dumps(result["ours"], indent=1))
+        if pre is not None:
+            result["fastai"] = fastai_side(lm_texts, clas_df, pre, config, a, Path(d))
+            print(json.dumps(result["fastai"], indent=1))
+    if a.out:
+        Path(a.out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
