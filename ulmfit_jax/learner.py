@@ -36,7 +36,7 @@ from ulmfit_jax.models import (
     lm_splitter,
     zero_carry,
 )
-from ulmfit_jax.text_rules import BOS, PAD, undo_rules
+from ulmfit_jax.text_rules import BOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, undo_rules
 from ulmfit_jax.vocab import token_to_id
 from ulmfit_jax.weights import load_encoder_file, load_pretrained, save_encoder_file
 
@@ -164,7 +164,10 @@ class LMLearner(TextLearner):
         all_ids = ids + new
         if self.backwards:
             all_ids = all_ids[::-1]
-        return decoder([vocab[i] for i in all_ids if vocab[i] not in (BOS, PAD)])
+        tokens = [vocab[i] for i in all_ids if vocab[i] not in (BOS, PAD)]
+        while tokens and tokens[-1] in (TK_MAJ, TK_UP, TK_REP, TK_WREP):  # a rule with nothing left to apply to
+            tokens.pop()
+        return decoder(tokens)
 
 
 class TextClassifierLearner(TextLearner):
