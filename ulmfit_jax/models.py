@@ -266,15 +266,11 @@ class SentenceEncoder(nnx.Module):
     Batches use fastai's ``pad_input_chunk`` layout (whole pad chunks in front, the remainder at the end), so a
     document starts on a chunk boundary. fastai feeds only the rows already started (``real_bs``, relying on a
     length-sorted batch); with static shapes we run every row and instead zero the hidden state and outputs of
-    rows whose chunk starts with padding -- the same numbers, for any row order.
-
-    Training runs in two passes. Because fastai detaches the state between chunks, no gradient crosses a chunk
-    boundary: a forward-only scan over the chunks gives each chunk's starting state, then all kept chunks run
-    *at once* as one batch of ``n_kept * B`` rows, differentiated together (larger matmuls, ``bptt`` sequential
-    steps instead of ``max_len``, a simple program to compile). Both passes use the same dropout masks, so
-    the numbers are those of the sequential loop. Each chunk gets fresh embedding, input and hidden dropout
-    masks as in fastai; the weight-drop mask is drawn once per batch of documents (fastai: once per chunk),
-    since chunks batched together share one weight matrix.
+    rows whose chunk starts with padding -- the same numbers, for any row order. The chunks are a ``lax.scan``:
+    those before the kept window run forward only (no gradient reaches them in fastai either), the kept ones are
+    differentiated chunk by chunk; every chunk draws fresh dropout masks, as fastai's per-chunk forward calls do.
+    (Running the kept chunks side by side as one large batch after a forward-only pass was measured slower: the
+    extra forward costs more than the larger matmuls gain.)
     """
 
     def __init__(self, bptt: int, module: AWD_LSTM, pad_idx: int = 1, max_len: int | None = None):
@@ -284,12 +280,11 @@ class SentenceEncoder(nnx.Module):
         self.max_len = None if max_len is None else int(max_len)
 
     def _chunk(self, carry: Carry, tokens_tm: jax.Array, masks: DropMasks):
-        """One chunk as fastai runs it: returns (state after it, state it started from, its outputs)."""
+        """One chunk as fastai runs it: returns (detached state after it, its outputs (bptt, B, emb_sz))."""
         started = tokens_tm[0] != self.pad_idx  # (B,): rows fastai would feed this chunk
-        start = _only_rows(carry, started)
-        out, new_carry = self.module.run(tokens_tm, start, masks)
+        out, new_carry = self.module.run(tokens_tm, _only_rows(carry, started), masks)
         out = jnp.where(started[None, :, None], out, 0.0)
-        return jax.lax.stop_gradient(_only_rows(new_carry, started)), start, out
+        return jax.lax.stop_gradient(_only_rows(new_carry, started)), out
 
     def __call__(self, tokens: jax.Array, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """``tokens`` (B, L) -> time-major outputs (T, B, emb_sz) of the kept tokens and their pad mask (B, T)."""
@@ -298,51 +293,30 @@ class SentenceEncoder(nnx.Module):
         n_kept, kept = n_chunks - first, seq_len - first * self.bptt
         padded = jnp.pad(tokens, ((0, 0), (0, n_chunks * self.bptt - seq_len)), constant_values=self.pad_idx)
         chunks = padded.T.reshape(n_chunks, self.bptt, bs)  # (n, bptt, B), time-major per chunk
-        mask = tokens[:, first * self.bptt:] == self.pad_idx
-        zero = self.module.init_carry(bs)
-        if key is None:  # evaluation: the plain sequential loop
-            def body(c, chunk):
-                new, _, out = self._chunk(c, chunk, DropMasks())
-                return new, out
+        if key is None:
+            masks = DropMasks()
+            per_chunk = jnp.zeros((n_chunks,), jnp.int32)  # nothing to draw; a placeholder to scan over
+        else:  # fresh embedding/input/hidden masks per chunk; the weight-drop mask once per batch
+            k_chunks, k_w = jax.random.split(key)
+            per_chunk = jax.vmap(lambda k: self.module.sample_masks(k, bs, weights=False))(
+                jax.random.split(k_chunks, n_chunks))
+            masks = DropMasks(w_hh=self.module.sample_masks(k_w, bs).w_hh)
 
-            carry = jax.lax.scan(lambda c, ch: (body(c, ch)[0], None), zero, chunks[:first])[0] if first else zero
-            outs = jax.lax.scan(body, carry, chunks[first:])[1]
-            return outs.reshape(n_kept * self.bptt, bs, -1)[:kept], mask
-
-        k_chunks, k_w = jax.random.split(key)
-        masks = jax.vmap(lambda k: self.module.sample_masks(k, bs, weights=False))(jax.random.split(k_chunks, n_chunks))
-        w_hh = self.module.sample_masks(k_w, bs).w_hh
-
-        def step(c, inp):
+        def body(carry, inp):
             chunk, m = inp
-            new, start, _ = self._chunk(c, chunk, m._replace(w_hh=w_hh))
-            return new, start
+            m = masks if key is None else m._replace(w_hh=masks.w_hh)
+            return self._chunk(carry, chunk, m)
 
-        # pass 1, forward only: the state each chunk starts from (the last chunk's end state is not needed)
-        if n_chunks > 1:
-            last, starts = jax.lax.scan(step, zero, (chunks[:-1], jax.tree.map(lambda a: a[:-1], masks)))
-            starts = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), starts, last)
-        else:
-            starts = jax.tree.map(lambda a: a[None], zero)
-        starts = jax.lax.stop_gradient(jax.tree.map(lambda a: a[first:], starts))
+        def part(a, sl):
+            return jax.tree.map(lambda v: v[sl], a)
 
-        # pass 2: the kept chunks side by side as n_kept * B rows (chunk-major)
-        rows = n_kept * bs
-        toks = chunks[first:].transpose(1, 0, 2).reshape(self.bptt, rows)
-        started = chunks[first:, 0, :].reshape(rows) != self.pad_idx
-        carry = _only_rows(jax.tree.map(lambda a: a.reshape(rows, -1), starts), started)
-        kept_masks = jax.tree.map(lambda a: a[first:], masks)
-        emb_scale = None
-        if kept_masks.emb is not None:
-            chunk_of_row = jnp.repeat(jnp.arange(n_kept), bs)
-            emb_scale = kept_masks.emb[chunk_of_row[None, :], toks]
-        flat = DropMasks(None, None if kept_masks.inp is None else kept_masks.inp.reshape(rows, -1),
-                         None if kept_masks.hid is None else tuple(h.reshape(rows, -1) for h in kept_masks.hid),
-                         w_hh)
-        out, _ = self.module.run(toks, carry, flat, emb_scale)
-        out = jnp.where(started[None, :, None], out, 0.0)
-        out = out.reshape(self.bptt, n_kept, bs, -1).transpose(1, 0, 2, 3).reshape(n_kept * self.bptt, bs, -1)
-        return out[:kept], mask
+        carry = self.module.init_carry(bs)
+        if first:  # forward only: these outputs are dropped and the state is detached after each chunk
+            prefix = (chunks[:first], part(per_chunk, slice(None, first)))
+            carry = jax.lax.stop_gradient(jax.lax.scan(lambda c, i: (body(c, i)[0], None), carry, prefix)[0])
+        outs = jax.lax.scan(body, carry, (chunks[first:], part(per_chunk, slice(first, None))))[1]
+        mask = tokens[:, first * self.bptt:] == self.pad_idx
+        return outs.reshape(n_kept * self.bptt, bs, -1)[:kept], mask
 
 
 def _only_rows(carry: Carry, rows: jax.Array) -> Carry:

@@ -14,8 +14,9 @@ for torch) is excluded:
     step (forward + two backward matmuls per weight, the standard 3x) against the machine's matmul peak
     (a 2048^3 float32 matmul measured here, and the issue's ~150 GFLOP/s figure);
   * LM inference tokens/s: validation batches (eval forward, loss and metrics);
-  * classifier training docs/s: documents of IMDB-like lengths (log-normal, median ``--doc-median`` tokens),
-    fastai's sortish ``SortedDL`` + ``pad_input_chunk`` vs our ``SortedDL``; the last of ``--clas-epochs``
+  * classifier training docs/s: ``--clas-batches`` batches of documents as a sortish IMDB epoch forms them
+    (each batch's length drawn from a log-normal with median ``--doc-median`` tokens, its documents within 3%
+    of it), fastai's ``SortedDL`` + ``pad_input_chunk`` vs our ``SortedDL``; the last of ``--clas-epochs``
     epochs is timed, so both sides have seen (and we have compiled) the batch shapes.
 fastai runs in a separate interpreter (``--ref-python``, default /work/refenv/bin/python when it exists), so
 torch and JAX never share a process or its threads. Both sides use every core of the machine.
@@ -257,7 +258,11 @@ def main(argv: list[str] | None = None) -> dict:
     clas_cfg = dict(awd_lstm_clas_config) | (TINY if a.tiny else {})
     vocab = 500 if a.tiny else a.vocab
     n_docs = a.clas_batches * a.bs
-    lens = np.clip(np.random.default_rng(3).lognormal(np.log(a.doc_median), 0.6, n_docs), 20, 1200).astype(int)
+    # a real IMDB epoch's sortish batches hold documents of nearly equal length (consecutive in a sorted chunk of
+    # bs*50): each batch length comes from the log-normal, its documents within 3% of it
+    rng = np.random.default_rng(3)
+    batch_len = np.clip(rng.lognormal(np.log(a.doc_median), 0.6, a.clas_batches), 40, 1200)
+    lens = (np.repeat(batch_len, a.bs) * rng.uniform(0.97, 1.0, n_docs)).astype(int)
     spec = {"what": a.what, "vocab": vocab, "bs": a.bs, "seq_len": a.seq_len, "unroll": a.unroll,
             "lm_tokens": (a.lm_steps + 2) * a.bs * a.seq_len + 1, "lm_config": lm_cfg, "clas_config": clas_cfg,
             "drop_mult": 0.3, "doc_lengths": lens.tolist(), "clas_epochs": a.clas_epochs}
