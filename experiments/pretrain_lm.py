@@ -1,7 +1,8 @@
 """Pretrain an AWD-LSTM language model from scratch (the WT103 step of ULMFiT, for machines without fastai's
 weights), on the shared English corpus, and export it in fastai's format.
 
-    python -m experiments.pretrain_lm --data-dir ../shared/data --out models/english_small      # CPU-sized
+    python -m experiments.pretrain_lm --data-dir ../shared/data --max-words 3000000 --max-vocab 30000 \
+        --out models/english_tiny                                                               # CPU-sized
     python -m experiments.pretrain_lm --size full --epochs 10 --out models/english_full          # GPU/TPU
     python -m experiments.pretrain_lm --wikitext103 PATH/wikitext-103 --size full ...           # the real WT103
 
@@ -99,12 +100,12 @@ def english_corpus(root: Path, max_words: int | None = None) -> tuple[list[str],
 
 
 def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs: int, lr: float, bs: int,
-             drop_mult: float, seed: int = 0) -> dict:
+             drop_mult: float, seed: int = 0, max_vocab: int = 60000) -> dict:
     """Train from scratch with one-cycle and write lm.pth + itos.pkl + report.json to ``out``."""
     df = pd.DataFrame({"text": train + valid, "is_valid": [False] * len(train) + [True] * len(valid)})
     t0 = time.perf_counter()
     dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_col="is_valid", bs=bs, seq_len=72,
-                                  seed=seed, cache_dir=None)
+                                  seed=seed, cache_dir=None, max_vocab=max_vocab)
     t_tok = time.perf_counter() - t0
     print(f"corpus: {len(train)} training / {len(valid)} validation documents, "
           f"{dls.train.n_tokens:,} / {dls.valid.n_tokens:,} tokens, vocab {len(dls.vocab):,} ({t_tok:.0f}s)")
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--drop-mult", type=float, default=0.1)
     ap.add_argument("--max-words", type=int, default=None, help="subsample the training corpus")
+    ap.add_argument("--max-vocab", type=int, default=60000, help="fastai's default; smaller is faster on a CPU")
     ap.add_argument("--out", default="models/english_lm")
     a = ap.parse_args(argv)
     if a.wikitext103:
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
         valid = list(wikitext_articles(root / "wiki.valid.tokens"))
     else:
         train, valid = english_corpus(Path(a.data_dir), a.max_words)
-    return pretrain(train, valid, Path(a.out), SIZES[a.size], a.epochs, a.lr, a.bs, a.drop_mult)
+    return pretrain(train, valid, Path(a.out), SIZES[a.size], a.epochs, a.lr, a.bs, a.drop_mult,
+                    max_vocab=a.max_vocab)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from ulmfit_jax.lm_head import vocab_projection
 from ulmfit_jax.lstm import lstm_layer
 
 Carry = tuple[tuple[jax.Array, jax.Array], ...]
+LAST_CHUNK_PARTS = 4  # the classifier's final chunk runs 1/4, 2/4, 3/4 or all of its positions, as needed
 
 awd_lstm_lm_config: dict[str, Any] = dict(
     emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.1, hidden_p=0.15, input_p=0.25,
@@ -269,6 +270,9 @@ class SentenceEncoder(nnx.Module):
     rows whose chunk starts with padding -- the same numbers, for any row order. The chunks are a ``lax.scan``:
     those before the kept window run forward only (no gradient reaches them in fastai either), the kept ones are
     differentiated chunk by chunk; every chunk draws fresh dropout masks, as fastai's per-chunk forward calls do.
+    A chunk holding only padding (the whole pad chunks in front of every row, or width rounding by the loader's
+    length buckets) is skipped at run time, as fastai never feeds it; the batch's final chunk runs only the
+    quarters of it that hold real tokens (fastai's last chunk is exactly as long as the batch's tail).
     (Running the kept chunks side by side as one large batch after a forward-only pass was measured slower: the
     extra forward costs more than the larger matmuls gain.)
     """
@@ -302,21 +306,49 @@ class SentenceEncoder(nnx.Module):
                 jax.random.split(k_chunks, n_chunks))
             masks = DropMasks(w_hh=self.module.sample_masks(k_w, bs).w_hh)
 
-        def body(carry, inp):
-            chunk, m = inp
+        def run(carry, chunk, m):
             m = masks if key is None else m._replace(w_hh=masks.w_hh)
             return self._chunk(carry, chunk, m)
 
+        def skip(carry, chunk, m):  # a chunk of padding only (whole pad chunks, bucket rounding): no work
+            zeros = jnp.zeros((self.bptt, bs, self.module.emb_sz), jnp.float32)
+            return jax.tree.map(jnp.zeros_like, carry), zeros
+
+        def body(carry, inp):
+            chunk, m = inp
+            return jax.lax.cond(jnp.any(chunk != self.pad_idx), run, skip, carry, chunk, m)
+
         def part(a, sl):
             return jax.tree.map(lambda v: v[sl], a)
+
+        def last_chunk(carry, chunk, m):
+            """The final chunk holds the batch's tail: run only its first k*q positions, k from the data."""
+            q = -(-self.bptt // LAST_CHUNK_PARTS)
+            lengths = [min(k * q, self.bptt) for k in range(1, LAST_CHUNK_PARTS + 1)]
+            is_real = chunk != self.pad_idx
+            end = jnp.max(jnp.where(is_real, jnp.arange(1, self.bptt + 1)[:, None], 0))  # last real position + 1
+            k = (end + q - 1) // q
+
+            def branch(n):
+                def f(c, ch, mm):
+                    new, out = run(c, ch[:n], mm)
+                    return new, jnp.pad(out, ((0, self.bptt - n), (0, 0), (0, 0)))
+                return f
+
+            return jax.lax.switch(k, [skip] + [branch(n) for n in lengths], carry, chunk, m)
 
         carry = self.module.init_carry(bs)
         if first:  # forward only: these outputs are dropped and the state is detached after each chunk
             prefix = (chunks[:first], part(per_chunk, slice(None, first)))
             carry = jax.lax.stop_gradient(jax.lax.scan(lambda c, i: (body(c, i)[0], None), carry, prefix)[0])
-        outs = jax.lax.scan(body, carry, (chunks[first:], part(per_chunk, slice(first, None))))[1]
+        outs = []
+        if n_kept > 1:
+            mid = (chunks[first:-1], part(per_chunk, slice(first, n_chunks - 1)))
+            carry, mids = jax.lax.scan(body, carry, mid)
+            outs.append(mids.reshape((n_kept - 1) * self.bptt, bs, -1))
+        outs.append(last_chunk(carry, chunks[-1], part(per_chunk, -1))[1])
         mask = tokens[:, first * self.bptt:] == self.pad_idx
-        return outs.reshape(n_kept * self.bptt, bs, -1)[:kept], mask
+        return jnp.concatenate(outs)[:kept], mask
 
 
 def _only_rows(carry: Carry, rows: jax.Array) -> Carry:

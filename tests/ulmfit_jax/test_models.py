@@ -141,14 +141,18 @@ def test_weight_drop_masks_the_raw_weights_once_per_forward():
     assert set(np.unique(np.asarray(masks.w_hh[0]))) == {0.0, 2.0}
 
 
-def test_classifier_training_scan_equals_fastais_chunk_loop():
-    """With dropout on, the chunk scan (prefix forward-only) equals fastai's chunk-by-chunk loop, same masks."""
+@pytest.mark.parametrize("all_pad_first_chunk", [False, True])
+def test_classifier_training_scan_equals_fastais_chunk_loop(all_pad_first_chunk):
+    """With dropout on, the chunk scan (prefix forward-only, all-pad chunks skipped) equals fastai's
+    chunk-by-chunk loop with the same masks."""
     model = get_text_classifier(AWD_LSTM, 40, 2, seq_len=4, max_len=8, config=dict(TINY))
     enc = model.encoder
     rng = np.random.default_rng(0)
     x = rng.integers(2, 40, (3, 18)).astype(np.int32)
     x[1, :8] = 1  # a shorter document: two whole pad chunks in front
     x[2, :12], x[2, -1] = 1, 1
+    if all_pad_first_chunk:  # every row starts with a whole pad chunk: the scan skips it
+        x[:, :4] = 1
     key = jax.random.key(5)
     out, mask = jax.jit(lambda t, k: enc(t, k))(jnp.asarray(x), key)
     run_chunk = jax.jit(lambda c, ch, m: enc._chunk(c, ch, m))
