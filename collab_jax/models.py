@@ -45,6 +45,13 @@ def sigmoid_range(x: jax.Array, low: float, high: float) -> jax.Array:
     return jax.nn.sigmoid(x) * (high - low) + low
 
 
+def dot_bias_predict(u: jax.Array, i: jax.Array, u_bias: jax.Array, i_bias: jax.Array,
+                     y_range: tuple[float, float] | None) -> jax.Array:
+    """The dot model's rating from looked-up rows: ``sum(u * i) + u_bias + i_bias``, squeezed into ``y_range``."""
+    res = jnp.sum(u * i, axis=1) + u_bias + i_bias
+    return res if y_range is None else sigmoid_range(res, *y_range)
+
+
 def emb_sz_rule(n_cat: int) -> int:
     """fastai's embedding size rule of thumb: ``min(600, round(1.6 * n_cat**0.56))``."""
     return min(600, round(1.6 * n_cat**0.56))
@@ -86,8 +93,7 @@ class EmbeddingDotBias(nnx.Module):
         ids = _ids(x)
         users, items = ids[:, 0], ids[:, 1]
         u, i, bu, bi = self.u_weight(users), self.i_weight(items), self.u_bias(users), self.i_bias(items)
-        res = jnp.sum(u * i, axis=1) + bu[:, 0] + bi[:, 0]
-        res = res if self.y_range is None else sigmoid_range(res, *self.y_range)
+        res = dot_bias_predict(u, i, bu[:, 0], bi[:, 0], self.y_range)
         return _with_l2(res, self.l2, train, u, i, bu, bi)
 
 

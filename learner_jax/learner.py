@@ -162,7 +162,7 @@ class Learner:
             spec = self.spec
             fn = {"train": lambda: make_train_step(spec), "eval": lambda: make_eval_step(spec),
                   "predict": lambda: make_predict_step(spec),
-                  "epoch": lambda: make_train_epoch(spec, *extra, batch_sharding=self._batch_sharding())}[kind]()
+                  "epoch": lambda: self._make_train_epoch(spec, *extra)}[kind]()
 
             def counted(*args, _fn=fn, _kind=kind):
                 self.n_traces[_kind] += 1
@@ -170,6 +170,14 @@ class Learner:
 
             self._jits[key] = jax.jit(counted)
         return self._jits[key]
+
+    def _epoch_variant(self) -> tuple:
+        """Extra hashable arguments of ``_make_train_epoch`` (part of the compiled epoch's cache key)."""
+        return ()
+
+    def _make_train_epoch(self, spec: StepSpec, bs: int, n_batches: int, *variant, **kwargs) -> Callable:
+        """The whole-epoch function (``make_train_epoch``'s contract); applications may specialise it."""
+        return make_train_epoch(spec, bs, n_batches, batch_sharding=self._batch_sharding(), **kwargs)
 
     def _batch_sharding(self):
         from learner_jax.sharding import batch_sharding
@@ -305,16 +313,23 @@ class Learner:
         if getattr(self, "_device_arrays_key", None) != key:
             self._device_arrays = jax.device_put(train.arrays, replicated(self.mesh))
             self._device_arrays_key = key
-        epoch_fn = self._jit("epoch", train.bs, n_batches)
+        epoch_fn = self._jit("epoch", train.bs, n_batches, *self._epoch_variant())
         self._good_state = self.state
         first = int(self.state.step)
         self.batch_pos_known = False
         self.state, metrics = epoch_fn(self.state, self._device_arrays, self.rng,
                                        jax.random.fold_in(self.data_rng, self.epochs_done))
         host = jax.device_get(metrics)
-        for i in range(n_batches):
-            self.batch_idx = i + 1
-            self._after_step(cbs, {k: v[i] for k, v in host.items()} | {"step": first + i})
+        # callbacks that look at single batches get them one by one; the NaN guard only needs a finite epoch
+        per_batch = [cb for cb in cbs if type(cb).after_batch is not Callback.after_batch
+                     and not isinstance(cb, TerminateOnNaNCallback)]
+        if per_batch or not np.all(np.isfinite(host["loss"])):
+            for i in range(n_batches):
+                self.batch_idx = i + 1
+                self._after_step(cbs, {k: v[i] for k, v in host.items()} | {"step": first + i})
+        else:  # nobody looks at single batches: record the epoch in one go
+            self.recorder.add_steps(host["loss"], host["lr"], host["mom"])
+            self.batch_idx = n_batches
         self.batch_pos_known = True
 
     def rollback_to_good_state(self) -> None:

@@ -62,6 +62,20 @@ class Recorder:
         self.losses.append(smooth)
         return smooth
 
+    def add_steps(self, losses: np.ndarray, lrs: np.ndarray, moms: np.ndarray) -> None:
+        """Record a whole on-device epoch at once (same values as ``add_step`` per step, without its per-step
+        NumPy overhead: ~15 ms of a 100 ms collaborative-filtering epoch)."""
+        lrs = np.asarray(lrs, np.float64).reshape(len(losses), -1)
+        uniform = np.all(lrs == lrs[:, :1], axis=1)
+        avg, count, beta = self._avg, self._count, self.beta
+        for loss, lr, same in zip(np.asarray(losses, np.float64).tolist(), lrs.tolist(), uniform.tolist()):
+            count += 1
+            avg = beta * avg + (1 - beta) * loss
+            self.losses.append(avg / (1 - beta**count))
+            self.lrs.append(lr[0] if same else lr)
+        self.moms.extend(np.asarray(moms, np.float64).tolist())
+        self._avg, self._count = avg, count
+
     @property
     def smooth_loss(self) -> float:
         return self.losses[-1] if self.losses else float("nan")

@@ -156,7 +156,18 @@ def make_predict_step(spec: StepSpec) -> Callable:
     return predict
 
 
-def make_train_epoch(spec: StepSpec, bs: int, n_batches: int, batch_sharding=None) -> Callable:
+Permute = Callable[[jax.Array, int], jax.Array]
+
+
+def shuffled_batches(key: jax.Array, n: int, bs: int, n_batches: int,
+                     permute: Permute = jax.random.permutation) -> jax.Array:
+    """An epoch's row indices ``(n_batches, bs)``: a permutation drawn on device (``permute(key, n)``; e.g.
+    ``learner_jax.shuffle.feistel_permutation``, which needs no sort), the partial tail dropped."""
+    return permute(key, n)[: n_batches * bs].reshape(n_batches, bs)
+
+
+def make_train_epoch(spec: StepSpec, bs: int, n_batches: int, batch_sharding=None,
+                     permute: Permute = jax.random.permutation) -> Callable:
     """A whole shuffled epoch as one ``lax.scan`` over device-resident arrays (no Python loop per batch).
 
     ``train_epoch(state, arrays, rng, epoch_key) -> (state, stacked per-step metrics)``. The permutation is
@@ -167,7 +178,7 @@ def make_train_epoch(spec: StepSpec, bs: int, n_batches: int, batch_sharding=Non
     def train_epoch(state: TrainState, arrays, rng: jax.Array, epoch_key: jax.Array):
         x, y, w = arrays
         n = jax.tree_util.tree_leaves(x)[0].shape[0]
-        perm = jax.random.permutation(epoch_key, n)[: n_batches * bs].reshape(n_batches, bs)
+        perm = shuffled_batches(epoch_key, n, bs, n_batches, permute)
 
         def body(st, idx):
             batch = jax.tree_util.tree_map(lambda a: jnp.take(a, idx, axis=0), (x, y, w))
@@ -181,4 +192,4 @@ def make_train_epoch(spec: StepSpec, bs: int, n_batches: int, batch_sharding=Non
 
 
 __all__ = ["ModelOutput", "StepSpec", "TrainState", "apply_model", "init_opt_state", "make_eval_step",
-           "make_predict_step", "make_train_epoch", "make_train_step"]
+           "make_predict_step", "make_train_epoch", "make_train_step", "shuffled_batches"]
