@@ -1,9 +1,12 @@
 """ULMFiT on IMDB: transfer vs from-scratch, ours vs fastai under the identical protocol; and the full lesson config.
 
-    # CPU-feasible protocol (defaults: tiny AWD-LSTM, 4k LM docs, 2k/2k reviews; scale up with the flags)
-    python -m experiments.pretrain_lm --size tiny --out models/english_tiny            # once, ~minutes
-    python -m experiments.ulmfit --protocol cpu --pretrained models/english_tiny --size tiny \\
-        [--lm-docs 10000 --clas-train 5000 --clas-test 5000] [--ref-python /work/refenv/bin/python]
+    # CPU-feasible protocol as measured on a shared 2-core CPU (experiments/results/ulmfit_cpu_protocol.md):
+    python -m experiments.pretrain_lm --size tiny --max-words 3000000 --max-vocab 10000 --epochs 1 \
+        --out /tmp/u6_models/english_tiny                                   # ~20 min on 2 busy cores
+    python -m experiments.ulmfit --protocol cpu --pretrained /tmp/u6_models/english_tiny --size tiny \
+        --lm-docs 3000 --lm-epochs 1 --max-vocab 10000 --clas-train 5000 --clas-test 5000 \
+        --review-words 150 --clas-final-epochs 1 [--only ours | --only fastai] --out FILE.json
+    # (--only runs one library's side, so both sides can run as two processes; without it ours runs, then fastai)
     # the lesson itself (WT103 weights, full IMDB, 400/1152/3; for a GPU/TPU machine; downloads WT103 + IMDB
     # when online, or reads $LESSON4_DATA/imdb/aclImdb_v1_text.tar.gz)
     python -m experiments.ulmfit --protocol lesson
@@ -11,13 +14,16 @@
 CPU protocol, identical for both libraries (same texts, same pretrained weights file, same schedule):
   * pretrained LM: ``--pretrained DIR`` (lm.pth + itos.pkl written by experiments/pretrain_lm.py, i.e. fastai's
     format, which fastai itself loads with ``pretrained_fnames``);
-  * LM fine-tuning on ``--lm-docs`` reviews drawn from IMDB train+unsup (never test): 10% held out,
-    ``fit_one_cycle(1, 1e-2)`` frozen, then ``--lm-epochs`` unfrozen at 1e-3, moms (0.8, 0.7), drop_mult 0.3;
-  * classifier on ``--clas-train`` balanced reviews from train/ and ``--clas-test`` from test/ (the validation
-    set), the lesson's gradual unfreezing (2e-2; freeze_to(-2) 1e-2; freeze_to(-3) 5e-3; unfreeze 1e-3 x
+  * LM fine-tuning on ``--lm-docs`` reviews drawn at random (seed 0) from IMDB train+unsup (never test), 10% held
+    out, vocabulary of at most ``--max-vocab`` words (min_freq 3; words new to the pretrained vocabulary get the
+    mean embedding, as fastai): ``fit_one_cycle(--lm-frozen-epochs, 1e-2)`` frozen, then ``--lm-epochs``
+    unfrozen at 1e-3, moms (0.8, 0.7), drop_mult 0.3;
+  * classifier on ``--clas-train`` random reviews from train/ and ``--clas-test`` from test/ (the validation set;
+    each cut to its last ``--review-words`` words when given, to fit a CPU budget), the LM's vocabulary, the
+    lesson's gradual unfreezing (2e-2; freeze_to(-2) 1e-2; freeze_to(-3) 5e-3; unfreeze 1e-3 x
     ``--clas-final-epochs``), drop_mult 0.5;
-  * from scratch: the same classifier without the pretrained/fine-tuned encoder, all layers trained for the
-    same number of epochs (one-cycle at 1e-2, then 1e-3).
+  * from scratch (ours only): the same classifier without the pretrained/fine-tuned encoder, all layers trained
+    for the same total number of epochs in one ``fit_one_cycle(n, 1e-2)``.
 Reported: LM accuracy/perplexity, classifier accuracy (transfer, scratch; fastai transfer), wall times.
 """
 
@@ -36,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments.lesson4 import enable_compilation_cache
 from experiments.pretrain_lm import SIZES
 from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, text_classifier_learner
 from ulmfit_jax.text_files import iter_text_files
@@ -57,8 +64,17 @@ def imdb_texts(data_dir: str | None) -> Path:
     return Path(untar_data(URLs.IMDB))
 
 
-def read_imdb(path: Path, lm_docs: int | None, n_train: int | None, n_test: int | None, seed: int = 0):
-    """(LM texts from train+unsup, classifier frame with label/text/is_valid), subsampled reproducibly."""
+def last_words(text: str, n: int | None) -> str:
+    """The last ``n`` whitespace-separated words of ``text`` (all of it when ``n`` is None), as fastai's classifier
+    pools over a review's end."""
+    words = text.split()
+    return text if n is None or len(words) <= n else " ".join(words[-n:])
+
+
+def read_imdb(path: Path, lm_docs: int | None, n_train: int | None, n_test: int | None, seed: int = 0,
+              review_words: int | None = None):
+    """(LM texts from train+unsup, classifier frame with label/text/is_valid), subsampled reproducibly; classifier
+    reviews cut to their last ``review_words`` words when given (the same texts go to both libraries)."""
     train, test, unsup = [], [], []
     for name, text in iter_text_files(path, folders=["train", "test"]):
         parts = name.split("/")
@@ -76,8 +92,8 @@ def read_imdb(path: Path, lm_docs: int | None, n_train: int | None, n_test: int 
         return [items[i] for i in (idx if n is None else idx[:n])]
 
     tr, te = pick(train, n_train), pick(test, n_test)
-    clas = pd.DataFrame([{"label": lab, "text": t, "is_valid": False} for lab, t in tr]
-                        + [{"label": lab, "text": t, "is_valid": True} for lab, t in te])
+    clas = pd.DataFrame([{"label": lab, "text": last_words(t, review_words), "is_valid": False} for lab, t in tr]
+                        + [{"label": lab, "text": last_words(t, review_words), "is_valid": True} for lab, t in te])
     lm_pool = [t for _, t in train] + unsup
     lm = pick(lm_pool, lm_docs)
     return lm, clas
@@ -94,7 +110,8 @@ def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, work
     res: dict = {}
     t0 = time.perf_counter()
     dls_lm = TextDataLoaders.from_df(pd.DataFrame({"text": lm_texts}), text_col="text", is_lm=True, valid_pct=0.1,
-                                     bs=a.bs, seed=0)
+                                     bs=a.bs, seed=0, max_vocab=a.max_vocab)
+    res["lm_vocab"], res["lm_train_tokens"] = len(dls_lm.vocab), dls_lm.train.n_tokens
     pretrained = dict(pretrained_fnames=pre) if pre else dict(pretrained=a.protocol == "lesson")
     learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, config=config, path=workdir, **pretrained)
     learn.fit_one_cycle(a.lm_frozen_epochs, 1e-2, moms=(0.8, 0.7))
@@ -135,7 +152,7 @@ def fastai_side(lm_texts, clas_df, pre: tuple[Path, Path], config: dict, a, work
     pd.DataFrame({"text": lm_texts}).to_parquet(workdir / "lm.parquet")
     clas_df.to_parquet(workdir / "clas.parquet")
     spec = {"what": "protocol", "path": str(workdir / "fastai"), "lm": str(workdir / "lm.parquet"),
-            "clas": str(workdir / "clas.parquet"), "config": config, "bs": a.bs,
+            "clas": str(workdir / "clas.parquet"), "config": config, "bs": a.bs, "max_vocab": a.max_vocab,
             "lm_frozen_epochs": a.lm_frozen_epochs, "lm_epochs": a.lm_epochs, "schedule": a.schedule}
     (workdir / "spec.json").write_text(json.dumps(spec))
     res = subprocess.run([a.ref_python, str(REF_SCRIPT), str(workdir / "spec.json"), str(workdir / "ref.json")],
@@ -144,6 +161,14 @@ def fastai_side(lm_texts, clas_df, pre: tuple[Path, Path], config: dict, a, work
         print(res.stdout[-3000:], res.stderr[-3000:], file=sys.stderr)
         raise RuntimeError("fastai protocol run failed")
     return json.loads((workdir / "ref.json").read_text())
+
+
+def _write(out: str | None, result: dict) -> None:
+    """Write the results JSON atomically (temp file, then rename)."""
+    if out:
+        tmp = Path(out).with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, out)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -159,6 +184,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lm-epochs", type=int, default=2)
     ap.add_argument("--clas-final-epochs", type=int, default=2)
     ap.add_argument("--bs", type=int, default=64)
+    ap.add_argument("--max-vocab", type=int, default=60000, help="LM vocabulary cap (fastai's default 60000)")
+    ap.add_argument("--review-words", type=int, default=None, help="keep each classifier review's last N words")
+    ap.add_argument("--only", choices=["ours", "fastai"], default=None, help="run one library's side only")
+    ap.add_argument("--xla-cache", default=None, help="persistent XLA compilation cache folder (default: the "
+                    "lesson's, $LESSON4_XLA_CACHE or ~/.cache/lesson4_jax/xla); 'none' to disable")
     ap.add_argument("--no-scratch", dest="scratch", action="store_false")
     ap.add_argument("--ref-python", default=DEFAULT_REF if Path(DEFAULT_REF).exists() else "")
     ap.add_argument("--out", default=None)
@@ -175,19 +205,26 @@ def main(argv: list[str] | None = None) -> dict:
     elif a.protocol == "cpu":
         raise SystemExit("--protocol cpu needs --pretrained DIR (run experiments.pretrain_lm first)")
     t0 = time.perf_counter()
-    lm_texts, clas_df = read_imdb(imdb_texts(a.data_dir), a.lm_docs, a.clas_train, a.clas_test)
+    lm_texts, clas_df = read_imdb(imdb_texts(a.data_dir), a.lm_docs, a.clas_train, a.clas_test,
+                                  review_words=a.review_words)
     print(f"IMDB: {len(lm_texts)} LM documents (train+unsup), classifier {int((~clas_df.is_valid).sum())} train / "
           f"{int(clas_df.is_valid.sum())} test reviews ({time.perf_counter() - t0:.0f}s to read)")
+    if a.xla_cache != "none":  # the scratch classifier then reuses the transfer run's compiled programs
+        enable_compilation_cache(a.xla_cache)
+    result = {"protocol": a.protocol, "size": a.size, "config": config, "max_vocab": a.max_vocab,
+              "review_words": a.review_words, "pretrained": a.pretrained,
+              "lm_docs": len(lm_texts), "lm_frozen_epochs": a.lm_frozen_epochs, "lm_epochs": a.lm_epochs,
+              "schedule": a.schedule, "clas_train": int((~clas_df.is_valid).sum()),
+              "clas_test": int(clas_df.is_valid.sum())}
     with tempfile.TemporaryDirectory() as d:
-        result = {"protocol": a.protocol, "size": a.size, "config": config, "lm_docs": len(lm_texts),
-                  "clas_train": int((~clas_df.is_valid).sum()), "clas_test": int(clas_df.is_valid.sum()),
-                  "ours": ours(lm_texts, clas_df, pre, config, a, Path(d))}
-        print(json.dumps(result["ours"], indent=1))
-        if pre is not None:
+        if a.only != "fastai":
+            result["ours"] = ours(lm_texts, clas_df, pre, config, a, Path(d))
+            print(json.dumps(result["ours"], indent=1), flush=True)
+            _write(a.out, result)  # kept even if the fastai side fails
+        if pre is not None and a.only != "ours":
             result["fastai"] = fastai_side(lm_texts, clas_df, pre, config, a, Path(d))
-            print(json.dumps(result["fastai"], indent=1))
-    if a.out:
-        Path(a.out).write_text(json.dumps(result, indent=1))
+            print(json.dumps(result["fastai"], indent=1), flush=True)
+            _write(a.out, result)
     return result
 
 

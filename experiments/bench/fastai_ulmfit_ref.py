@@ -116,7 +116,7 @@ def protocol(spec: dict) -> dict:
     lm_df, clas_df = pd.read_parquet(spec["lm"]), pd.read_parquet(spec["clas"])
     t0 = time.perf_counter()
     dls_lm = TextDataLoaders.from_df(lm_df, path=path, text_col="text", is_lm=True, valid_pct=0.1, bs=spec["bs"],
-                                     seed=0)
+                                     seed=0, max_vocab=spec.get("max_vocab", 60000))
     lm_cfg = dict(awd_lstm_lm_config) | spec["config"]  # get_language_model replaces the dict: give it whole
     learn = language_model_learner(dls_lm, AWD_LSTM, config=lm_cfg, drop_mult=0.3, pretrained_fnames=["pre", "pre"],
                                    metrics=[accuracy, Perplexity()])
@@ -126,7 +126,8 @@ def protocol(spec: dict) -> dict:
         learn.fit_one_cycle(spec["lm_epochs"], 1e-3, moms=(0.8, 0.7, 0.8))
     _, acc, ppl = learn.validate()
     learn.save_encoder("fine_tuned_enc")
-    res = {"lm_accuracy": float(acc), "lm_perplexity": float(ppl), "lm_seconds": time.perf_counter() - t0}
+    res = {"lm_accuracy": float(acc), "lm_perplexity": float(ppl), "lm_seconds": time.perf_counter() - t0,
+           "lm_vocab": len(dls_lm.vocab)}
     t0 = time.perf_counter()
     dls = TextDataLoaders.from_df(clas_df, path=path, text_col="text", label_col="label", valid_col="is_valid",
                                   text_vocab=dls_lm.vocab, bs=spec["bs"], seed=0)
