@@ -24,7 +24,7 @@ PARTS = {
 DEFAULT_PARTS = ("tabular", "collab", "text")
 
 
-def enable_compilation_cache(directory: str | None = None) -> str:
+def enable_compilation_cache(directory: str | None = None, min_compile_secs: float = 0.5) -> str:
     """Keep XLA's compiled programs on disk so a second run of the lesson skips compiling (seconds per part on
     a CPU). A user-level choice, made by the main job, not by the library."""
     import jax
@@ -32,7 +32,7 @@ def enable_compilation_cache(directory: str | None = None) -> str:
     directory = directory or os.environ.get("LESSON4_XLA_CACHE",
                                             os.path.join(os.path.expanduser("~"), ".cache", "lesson4_jax", "xla"))
     jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
     return directory
 
 
