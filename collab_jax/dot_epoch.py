@@ -61,12 +61,12 @@ def table_leaves(params) -> list[str]:
     return names
 
 
-def distinct_rows(ids: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """How to sum a batch's row gradients per distinct id: ``(order, segment, uniq)`` where ``g[order]`` summed
-    by ``segment`` gives one gradient per distinct id, stored at ``uniq`` (slots past the last distinct id hold
-    an out-of-range index, so scatters with ``mode='drop'`` skip them). Adam's second moment needs the square
-    of each row's *summed* gradient, as the dense gradient fastai's Adam sees."""
-    order = jnp.argsort(ids)
+def distinct_rows(ids: jax.Array, order: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """How to sum a batch's row gradients per distinct id, given ``order = argsort(ids)``: ``(order, segment,
+    uniq)`` where ``g[order]`` summed by ``segment`` gives one gradient per distinct id, stored at ``uniq``
+    (slots past the last distinct id hold an out-of-range index, so scatters with ``mode='drop'`` skip them).
+    Adam's second moment needs the square of each row's *summed* gradient, as the dense gradient fastai's
+    Adam sees."""
     s = ids[order]
     seg = jnp.cumsum(jnp.concatenate([jnp.ones(1, jnp.int32), (s[1:] != s[:-1]).astype(jnp.int32)])) - 1
     uniq = jnp.full(ids.shape, jnp.iinfo(jnp.int32).max, jnp.int32).at[seg].set(s)
@@ -102,7 +102,8 @@ def make_dot_train_epoch(spec: StepSpec, names: Sequence[str], y_range: tuple[fl
         x, y, w = arrays
         x = x.ids if isinstance(x, HybridInput) else x  # the dot model reads only the (user, item) ids
 
-        def step(carry, idx):
+        def step(carry, batch):
+            idx, orders = batch[0], batch[1:]
             n_step, tables, m_raw, v_raw, s_m, s_v, count = carry
             xb, yb, wb = (jnp.take(a, idx, axis=0) for a in (x, y, w))
             hyp = hypers_at(state.sched, n_step)
@@ -113,7 +114,7 @@ def make_dot_train_epoch(spec: StepSpec, names: Sequence[str], y_range: tuple[fl
             t = count.astype(jnp.float32)
             m_hat_scale, v_hat_scale = s_m / (1 - mom**t), s_v / (1 - b2**t)
             new = ([], [], [])
-            dedup = [distinct_rows(xb[:, c]) for c in (0, 1)]  # users, items: shared by weights and biases
+            dedup = [distinct_rows(xb[:, c], o) for c, o in zip((0, 1), orders)]  # shared by weights and biases
             for j, (p, m, v, g) in enumerate(zip(tables, m_raw, v_raw, grads)):
                 order, seg, uniq = dedup[col[j]]
                 g_sum = jax.ops.segment_sum(g[order], seg, num_segments=g.shape[0])  # per distinct row
@@ -133,6 +134,10 @@ def make_dot_train_epoch(spec: StepSpec, names: Sequence[str], y_range: tuple[fl
             return (n_step, tables, [m * s_m for m in m_raw], [v * s_v for v in v_raw], one, one, count), metrics
 
         perm = shuffled_batches(epoch_key, x.shape[0], bs, n_batches, permute)
+        # each batch's users and items in id order, for all batches at once: one batched sort per epoch costs a
+        # fraction of 2 x n_batches small sorts inside the scan (measured: 40 ms of a 110 ms epoch)
+        ids_all = jnp.take(x, perm, axis=0)
+        perm = (perm, jnp.argsort(ids_all[..., 0], axis=1), jnp.argsort(ids_all[..., 1], axis=1))
         tables, treedef = jax.tree_util.tree_flatten(state.params)
         adam = optax.tree_utils.tree_get(state.opt_state, "ScaleByAdamState")
         if adam is None:
@@ -142,10 +147,11 @@ def make_dot_train_epoch(spec: StepSpec, names: Sequence[str], y_range: tuple[fl
         q, r = divmod(n_batches, renorm_every)
         parts = []
         if q:
-            carry, m = jax.lax.scan(chunk, carry, perm[: q * renorm_every].reshape(q, renorm_every, bs))
+            carry, m = jax.lax.scan(chunk, carry, jax.tree_util.tree_map(
+                lambda a: a[: q * renorm_every].reshape(q, renorm_every, bs), perm))
             parts.append(jax.tree_util.tree_map(lambda a: a.reshape(q * renorm_every, *a.shape[2:]), m))
         if r:
-            carry, m = chunk(carry, perm[q * renorm_every:])
+            carry, m = chunk(carry, jax.tree_util.tree_map(lambda a: a[q * renorm_every:], perm))
             parts.append(m)
         metrics = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
         n_step, tables, m_raw, v_raw, _, _, count = carry
