@@ -121,7 +121,7 @@ def report(ours: dict, ref: dict | None) -> None:
     row("  compiled fit", ours["compiled_fit_valid_mse"], None, ".4f")
     if fa:
         fa_rate = n / fa["fit_s"]
-        print(f"throughput ratio ours/fastai: {fa['fit_s'] / ours['fit_s']:.1f}x first fit (compiling), "
+        print(f"throughput ratio ours/fastai: {fa['fit_s'] / ours['fit_s']:.1f}x first fit, "
               f"{ours['compiled_ratings_per_s'] / fa_rate:.1f}x compiled")
     sp = (ref or {}).get("surprise")
     if sp:
