@@ -110,13 +110,25 @@ def bench(spec: dict) -> dict:
 
 def protocol(spec: dict) -> dict:
     import pandas as pd
-    from fastai.text.all import Perplexity, TextDataLoaders, accuracy, awd_lstm_clas_config, awd_lstm_lm_config
+    from fastai.text.all import (
+        ColReader,
+        DataBlock,
+        Perplexity,
+        RandomSplitter,
+        TextBlock,
+        TextDataLoaders,
+        accuracy,
+        awd_lstm_clas_config,
+        awd_lstm_lm_config,
+    )
 
     path = spec["path"]
     lm_df, clas_df = pd.read_parquet(spec["lm"]), pd.read_parquet(spec["clas"])
     t0 = time.perf_counter()
-    dls_lm = TextDataLoaders.from_df(lm_df, path=path, text_col="text", is_lm=True, valid_pct=0.1, bs=spec["bs"],
-                                     seed=0, max_vocab=spec.get("max_vocab", 60000))
+    # TextDataLoaders.from_df silently drops max_vocab (it never reaches TextBlock): build its DataBlock ourselves
+    block = TextBlock.from_df("text", is_lm=True, seq_len=72, max_vocab=spec.get("max_vocab", 60000))
+    dblock = DataBlock(blocks=[block], get_x=ColReader("text"), splitter=RandomSplitter(0.1, seed=0))
+    dls_lm = TextDataLoaders.from_dblock(dblock, lm_df, path=path, seq_len=72, bs=spec["bs"])
     lm_cfg = dict(awd_lstm_lm_config) | spec["config"]  # get_language_model replaces the dict: give it whole
     learn = language_model_learner(dls_lm, AWD_LSTM, config=lm_cfg, drop_mult=0.3, pretrained_fnames=["pre", "pre"],
                                    metrics=[accuracy, Perplexity()])
