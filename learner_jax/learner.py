@@ -366,13 +366,12 @@ class Learner:
         arrays = getattr(dl, "arrays", None)
         if arrays is None or self.init_carry is not None or self.mesh.devices.size != 1:
             return None
-        n = len(arrays[1])
-        x_bytes = sum(np.asarray(a).nbytes for a in jax.tree_util.tree_leaves(arrays[0]))
-        if not (0 < n <= WHOLE_SET_ROWS and x_bytes <= WHOLE_SET_BYTES):
-            return None
-        key = ("whole", id(dl), n)
-        if getattr(self, "_whole_key", None) != key:
-            self._whole_batch, self._whole_key = jax.device_put(arrays), key
+        key = (id(dl), len(arrays[1]), WHOLE_SET_ROWS, WHOLE_SET_BYTES)
+        if getattr(self, "_whole_key", None) != key:  # decided (and copied to the device) once per loader
+            n = len(arrays[1])
+            x_bytes = sum(np.asarray(a).nbytes for a in jax.tree_util.tree_leaves(arrays[0]))
+            fits = 0 < n <= WHOLE_SET_ROWS and x_bytes <= WHOLE_SET_BYTES
+            self._whole_batch, self._whole_key = (jax.device_put(arrays) if fits else None), key
         return self._whole_batch
 
     def predict_batch(self, x: Any, carry: Any = None) -> Any:

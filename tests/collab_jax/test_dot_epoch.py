@@ -36,7 +36,8 @@ def _assert_same_tree(a, b, atol):
 def test_distinct_rows_sums_duplicates():
     ids = jax.numpy.asarray([5, 2, 5, 9, 2, 5], jax.numpy.int32)
     g = jax.numpy.arange(6.0)[:, None] * jax.numpy.ones((1, 3))
-    order, seg, uniq = distinct_rows(ids, jax.numpy.argsort(ids))
+    order = jax.numpy.argsort(ids)
+    seg, uniq = distinct_rows(ids, order)
     sums = jax.ops.segment_sum(g[order], seg, num_segments=6)
     got = {int(u): float(s[0]) for u, s in zip(uniq, sums) if u < 100}
     assert got == {2: 1 + 4, 5: 0 + 2 + 5, 9: 3}
