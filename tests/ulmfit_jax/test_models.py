@@ -192,6 +192,24 @@ def test_classifier_keeps_only_the_last_max_len_tokens_for_pooling():
     assert early_only and all(rows[t] == 0 for t in early_only)  # no gradient reaches dropped chunks
 
 
+def test_bucketed_batches_give_fastais_exact_width_results():
+    """The loader's bucket widths (extra pad chunks in front) change nothing: every row's logits equal those of
+    fastai's exact-width pad_input_chunk batch, for texts shorter and longer than max_len, mixed in a batch."""
+    from ulmfit_jax.text_loaders import SortedDL
+
+    model = get_text_classifier(AWD_LSTM, 40, 3, seq_len=4, max_len=12, lin_ftrs=[8], config=dict(TINY))
+    rng = np.random.default_rng(0)
+    lens = np.array([23, 22, 19, 18, 9, 7, 6, 5, 30, 13, 11, 2])
+    ids = rng.integers(2, 40, int(lens.sum())).astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lens)])
+    kw = dict(bs=4, seq_len=4)
+    for (xb, yb, _), (xe, ye, _) in zip(SortedDL(ids, offsets, None, np.arange(12), **kw).batches(0),
+                                        SortedDL(ids, offsets, None, np.arange(12), buckets=False, **kw).batches(0)):
+        np.testing.assert_array_equal(yb, ye)
+        assert xb.shape[1] >= xe.shape[1]
+        np.testing.assert_allclose(model(jnp.asarray(xb)).preds, model(jnp.asarray(xe)).preds, atol=1e-5, rtol=0)
+
+
 def test_regression_head_y_range():
     model = get_text_classifier(AWD_LSTM, 40, 1, seq_len=4, config=dict(TINY), y_range=(0.0, 5.0))
     preds = np.asarray(model(jnp.asarray(np.full((3, 10), 7, np.int32))).preds)

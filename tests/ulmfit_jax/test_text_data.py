@@ -110,12 +110,27 @@ def test_sorted_dl_valid_sorted_and_padded():
     seen = []
     for x, y, w in dl.batches(0):
         assert x.shape[1] % 8 == 0 and x.shape[0] == 4
+        longest = int(lens[y].max())
+        # fastai's pad_input_chunk layout for the batch's longest text, shifted right by whole pad chunks so that
+        # the longest text ends in the last chunk
+        shift = x.shape[1] - (-(-longest // 8)) * 8
+        assert shift % 8 == 0 and shift >= 0
+        # the encoder runs only chunks holding a real token: as many as fastai's exact-width batch has
+        busy = (x[:int(w.sum())] != 1).reshape(-1, x.shape[1] // 8, 8).any(axis=(0, 2))
+        assert busy.sum() == -(-longest // 8)
         for r in range(int(w.sum())):
             n = lens[y[r]]
-            front, back = pad_chunk_layout(n, x.shape[1], 8)
+            front = shift + pad_chunk_layout(n, longest, 8)[0]
+            assert front % 8 == 0  # every text starts on a chunk boundary
             assert (x[r, :front] == 1).all() and (x[r, front + n:] == 1).all()
             np.testing.assert_array_equal(x[r, front:front + n], ids[offsets[y[r]]:offsets[y[r] + 1]])
             seen.append(int(y[r]))
+    # without buckets the batch is exactly fastai's: width = longest length, pad_chunk layout
+    xe, ye, _ = SortedDL(ids, offsets, None, np.arange(13), bs=4, seq_len=8, buckets=False).one_batch()
+    assert xe.shape[1] == lens.max()
+    for r in range(4):
+        front, _ = pad_chunk_layout(lens[ye[r]], xe.shape[1], 8)
+        np.testing.assert_array_equal(xe[r, front:front + lens[ye[r]]], ids[offsets[ye[r]]:offsets[ye[r] + 1]])
     assert w.tolist() == [1, 0, 0, 0]  # 13 = 3 * 4 + 1: weight-0 padding rows
     assert seen == np.argsort(-lens, kind="stable").tolist()
 
