@@ -17,13 +17,14 @@ CPU protocol, identical for both libraries (same texts, same pretrained weights 
   * LM fine-tuning on ``--lm-docs`` reviews drawn at random (seed 0) from IMDB train+unsup (never test), 10% held
     out, vocabulary of at most ``--max-vocab`` words (min_freq 3; words new to the pretrained vocabulary get the
     mean embedding, as fastai): ``fit_one_cycle(--lm-frozen-epochs, 1e-2)`` frozen, then ``--lm-epochs``
-    unfrozen at 1e-3, moms (0.8, 0.7), drop_mult 0.3;
+    unfrozen at 1e-3, moms (0.8, 0.7), drop_mult 0.3 (``--lm-lr``, ``--lm-unfrozen-lr``, ``--lm-bs`` change them);
   * classifier on ``--clas-train`` random reviews from train/ and ``--clas-test`` from test/ (the validation set;
     each cut to its last ``--review-words`` words when given, to fit a CPU budget), the LM's vocabulary, the
-    lesson's gradual unfreezing (2e-2; freeze_to(-2) 1e-2; freeze_to(-3) 5e-3; unfreeze 1e-3 x
-    ``--clas-final-epochs``), drop_mult 0.5;
+    lesson's gradual unfreezing (2e-2; freeze_to(-2) 1e-2; freeze_to(-3) 5e-3, ``--clas-epochs`` each; unfreeze
+    1e-3 x ``--clas-final-epochs``; all four rates times ``--clas-lr-mult``), drop_mult 0.5;
   * from scratch (ours only): the same classifier without the pretrained/fine-tuned encoder, all layers trained
-    for the same total number of epochs in one ``fit_one_cycle(n, 1e-2)``.
+    for the same total number of epochs in one ``fit_one_cycle(n, --scratch-lr)`` (default 1e-2; given several
+    rates, each is run and the best reported; ``--only scratch`` runs just this, e.g. as a process of its own).
 Reported: LM accuracy/perplexity, classifier accuracy (transfer, scratch; fastai transfer), wall times.
 """
 
@@ -106,17 +107,38 @@ def _fit_clas_schedule(learn, schedule, moms=(0.8, 0.7)):
         learn.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=moms)
 
 
+def _scratch(dls, config: dict, a, workdir: Path, res: dict) -> None:
+    """The from-scratch classifier at each ``--scratch-lr``; ``scratch_accuracy`` is the best of them."""
+    n_epochs = sum(e for _, e, _ in a.schedule)
+    runs = []
+    for lr in a.scratch_lr:
+        t0 = time.perf_counter()
+        scratch = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False,
+                                          path=workdir, seed=1)
+        scratch.fit_one_cycle(n_epochs, lr, moms=(0.8, 0.7))
+        runs.append({"lr": lr, "accuracy": scratch.validate()[1], "seconds": time.perf_counter() - t0})
+        print(f"scratch lr {lr}: accuracy {runs[-1]['accuracy']:.4f} ({runs[-1]['seconds']:.0f}s)", flush=True)
+    best = max(runs, key=lambda r: r["accuracy"])
+    res["scratch_runs"], res["scratch_lr"] = runs, best["lr"]
+    res["scratch_accuracy"], res["scratch_seconds"] = best["accuracy"], sum(r["seconds"] for r in runs)
+
+
 def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, workdir: Path) -> dict:
     res: dict = {}
     t0 = time.perf_counter()
     dls_lm = TextDataLoaders.from_df(pd.DataFrame({"text": lm_texts}), text_col="text", is_lm=True, valid_pct=0.1,
-                                     bs=a.bs, seed=0, max_vocab=a.max_vocab)
+                                     bs=a.lm_bs, seed=0, max_vocab=a.max_vocab)
     res["lm_vocab"], res["lm_train_tokens"] = len(dls_lm.vocab), dls_lm.train.n_tokens
+    if a.only == "scratch":  # the LM's vocabulary only: the from-scratch classifier as its own process
+        dls = TextDataLoaders.from_df(clas_df, text_col="text", label_col="label", valid_col="is_valid",
+                                      text_vocab=dls_lm.vocab, bs=a.bs, seed=0)
+        _scratch(dls, config, a, workdir, res)
+        return res
     pretrained = dict(pretrained_fnames=pre) if pre else dict(pretrained=a.protocol == "lesson")
     learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, config=config, path=workdir, **pretrained)
-    learn.fit_one_cycle(a.lm_frozen_epochs, 1e-2, moms=(0.8, 0.7))
+    learn.fit_one_cycle(a.lm_frozen_epochs, a.lm_lr, moms=(0.8, 0.7))
     learn.unfreeze()
-    learn.fit_one_cycle(a.lm_epochs, 1e-3, moms=(0.8, 0.7))
+    learn.fit_one_cycle(a.lm_epochs, a.lm_unfrozen_lr, moms=(0.8, 0.7))
     _, res["lm_accuracy"], res["lm_perplexity"] = learn.validate()
     res["lm_sample"] = learn.predict("I liked this movie because", 30, temperature=0.75, seed=0)
     learn.save_encoder("fine_tuned_enc")
@@ -131,13 +153,7 @@ def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, work
     res["clas_accuracy"] = clas.validate()[1]
     res["clas_seconds"] = time.perf_counter() - t0
     if a.scratch:
-        t0 = time.perf_counter()
-        scratch = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False,
-                                          path=workdir, seed=1)
-        n_epochs = sum(e for _, e, _ in a.schedule)
-        scratch.fit_one_cycle(n_epochs, 1e-2, moms=(0.8, 0.7))
-        res["scratch_accuracy"] = scratch.validate()[1]
-        res["scratch_seconds"] = time.perf_counter() - t0
+        _scratch(dls, config, a, workdir, res)
     return res
 
 
@@ -153,7 +169,8 @@ def fastai_side(lm_texts, clas_df, pre: tuple[Path, Path], config: dict, a, work
     clas_df.to_parquet(workdir / "clas.parquet")
     spec = {"what": "protocol", "path": str(workdir / "fastai"), "lm": str(workdir / "lm.parquet"),
             "clas": str(workdir / "clas.parquet"), "config": config, "bs": a.bs, "max_vocab": a.max_vocab,
-            "lm_frozen_epochs": a.lm_frozen_epochs, "lm_epochs": a.lm_epochs, "schedule": a.schedule}
+            "lm_frozen_epochs": a.lm_frozen_epochs, "lm_epochs": a.lm_epochs, "schedule": a.schedule,
+            "lm_bs": a.lm_bs, "lm_lr": a.lm_lr, "lm_unfrozen_lr": a.lm_unfrozen_lr}
     (workdir / "spec.json").write_text(json.dumps(spec))
     res = subprocess.run([a.ref_python, str(REF_SCRIPT), str(workdir / "spec.json"), str(workdir / "ref.json")],
                          capture_output=True, text=True)
@@ -183,10 +200,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lm-frozen-epochs", type=int, default=1)
     ap.add_argument("--lm-epochs", type=int, default=2)
     ap.add_argument("--clas-final-epochs", type=int, default=2)
+    ap.add_argument("--clas-epochs", type=int, default=1,
+                    help="epochs of each of the first three classifier stages (frozen, freeze_to(-2), freeze_to(-3))")
+    ap.add_argument("--clas-lr-mult", type=float, default=1.0,
+                    help="multiplies the lesson's classifier stage learning rates (2e-2, 1e-2, 5e-3, 1e-3)")
+    ap.add_argument("--lm-lr", type=float, default=1e-2, help="LM fine-tuning learning rate, frozen stage")
+    ap.add_argument("--lm-unfrozen-lr", type=float, default=1e-3, help="LM fine-tuning learning rate, unfrozen")
+    ap.add_argument("--scratch-lr", type=float, nargs="+", default=[1e-2],
+                    help="from-scratch classifier's fit_one_cycle lr; several: each is run, the best is reported")
     ap.add_argument("--bs", type=int, default=64)
+    ap.add_argument("--lm-bs", type=int, default=None, help="LM fine-tuning batch size (default: --bs)")
     ap.add_argument("--max-vocab", type=int, default=60000, help="LM vocabulary cap (fastai's default 60000)")
     ap.add_argument("--review-words", type=int, default=None, help="keep each classifier review's last N words")
-    ap.add_argument("--only", choices=["ours", "fastai"], default=None, help="run one library's side only")
+    ap.add_argument("--only", choices=["ours", "fastai", "scratch"], default=None,
+                    help="run one library's side only ('scratch': only our from-scratch classifier)")
     ap.add_argument("--xla-cache", default=None, help="persistent XLA compilation cache folder (default: the "
                     "lesson's, $LESSON4_XLA_CACHE or ~/.cache/lesson4_jax/xla); 'none' to disable")
     ap.add_argument("--no-scratch", dest="scratch", action="store_false")
@@ -197,7 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
         a.size, a.lm_docs, a.clas_train, a.clas_test = "full", None, None, None
         a.lm_frozen_epochs, a.lm_epochs = LESSON["lm_frozen"][0], LESSON["lm_unfrozen"][0]
         a.clas_final_epochs = LESSON["clas"][-1][1]
-    a.schedule = [(None, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (0, a.clas_final_epochs, 1e-3)]
+    m, e = a.clas_lr_mult, a.clas_epochs
+    a.schedule = [(None, e, 2e-2 * m), (-2, e, 1e-2 * m), (-3, e, 5e-3 * m), (0, a.clas_final_epochs, 1e-3 * m)]
+    a.lm_bs = a.lm_bs or a.bs
     config = SIZES[a.size]
     pre = None
     if a.pretrained:
@@ -214,6 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"protocol": a.protocol, "size": a.size, "config": config, "max_vocab": a.max_vocab,
               "review_words": a.review_words, "pretrained": a.pretrained,
               "lm_docs": len(lm_texts), "lm_frozen_epochs": a.lm_frozen_epochs, "lm_epochs": a.lm_epochs,
+              "lm_bs": a.lm_bs, "lm_lr": a.lm_lr, "lm_unfrozen_lr": a.lm_unfrozen_lr, "bs": a.bs,
+              "scratch_lr": a.scratch_lr,
               "schedule": a.schedule, "clas_train": int((~clas_df.is_valid).sum()),
               "clas_test": int(clas_df.is_valid.sum())}
     with tempfile.TemporaryDirectory() as d:
@@ -221,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
             result["ours"] = ours(lm_texts, clas_df, pre, config, a, Path(d))
             print(json.dumps(result["ours"], indent=1), flush=True)
             _write(a.out, result)  # kept even if the fastai side fails
-        if pre is not None and a.only != "ours":
+        if pre is not None and a.only not in ("ours", "scratch"):
             result["fastai"] = fastai_side(lm_texts, clas_df, pre, config, a, Path(d))
             print(json.dumps(result["fastai"], indent=1), flush=True)
             _write(a.out, result)

@@ -128,14 +128,14 @@ def protocol(spec: dict) -> dict:
     # TextDataLoaders.from_df silently drops max_vocab (it never reaches TextBlock): build its DataBlock ourselves
     block = TextBlock.from_df("text", is_lm=True, seq_len=72, max_vocab=spec.get("max_vocab", 60000))
     dblock = DataBlock(blocks=[block], get_x=ColReader("text"), splitter=RandomSplitter(0.1, seed=0))
-    dls_lm = TextDataLoaders.from_dblock(dblock, lm_df, path=path, seq_len=72, bs=spec["bs"])
+    dls_lm = TextDataLoaders.from_dblock(dblock, lm_df, path=path, seq_len=72, bs=spec.get("lm_bs") or spec["bs"])
     lm_cfg = dict(awd_lstm_lm_config) | spec["config"]  # get_language_model replaces the dict: give it whole
     learn = language_model_learner(dls_lm, AWD_LSTM, config=lm_cfg, drop_mult=0.3, pretrained_fnames=["pre", "pre"],
                                    metrics=[accuracy, Perplexity()])
     with learn.no_bar():
-        learn.fit_one_cycle(spec["lm_frozen_epochs"], 1e-2, moms=(0.8, 0.7, 0.8))
+        learn.fit_one_cycle(spec["lm_frozen_epochs"], spec.get("lm_lr", 1e-2), moms=(0.8, 0.7, 0.8))
         learn.unfreeze()
-        learn.fit_one_cycle(spec["lm_epochs"], 1e-3, moms=(0.8, 0.7, 0.8))
+        learn.fit_one_cycle(spec["lm_epochs"], spec.get("lm_unfrozen_lr", 1e-3), moms=(0.8, 0.7, 0.8))
     _, acc, ppl = learn.validate()
     learn.save_encoder("fine_tuned_enc")
     res = {"lm_accuracy": float(acc), "lm_perplexity": float(ppl), "lm_seconds": time.perf_counter() - t0,
