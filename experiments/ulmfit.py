@@ -123,6 +123,12 @@ def _scratch(dls, config: dict, a, workdir: Path, res: dict) -> None:
     res["scratch_accuracy"], res["scratch_seconds"] = best["accuracy"], sum(r["seconds"] for r in runs)
 
 
+def _clas_dls(clas_df: pd.DataFrame, vocab: list[str], bs: int) -> TextDataLoaders:
+    """The classifier's loaders on the LM's vocabulary (the same for the transfer and the scratch model)."""
+    return TextDataLoaders.from_df(clas_df, text_col="text", label_col="label", valid_col="is_valid",
+                                   text_vocab=vocab, bs=bs, seed=0)
+
+
 def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, workdir: Path) -> dict:
     res: dict = {}
     t0 = time.perf_counter()
@@ -130,9 +136,7 @@ def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, work
                                      bs=a.lm_bs, seed=0, max_vocab=a.max_vocab)
     res["lm_vocab"], res["lm_train_tokens"] = len(dls_lm.vocab), dls_lm.train.n_tokens
     if a.only == "scratch":  # the LM's vocabulary only: the from-scratch classifier as its own process
-        dls = TextDataLoaders.from_df(clas_df, text_col="text", label_col="label", valid_col="is_valid",
-                                      text_vocab=dls_lm.vocab, bs=a.bs, seed=0)
-        _scratch(dls, config, a, workdir, res)
+        _scratch(_clas_dls(clas_df, dls_lm.vocab, a.bs), config, a, workdir, res)
         return res
     pretrained = dict(pretrained_fnames=pre) if pre else dict(pretrained=a.protocol == "lesson")
     learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, config=config, path=workdir, **pretrained)
@@ -145,8 +149,7 @@ def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, work
     res["lm_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    dls = TextDataLoaders.from_df(clas_df, text_col="text", label_col="label", valid_col="is_valid",
-                                  text_vocab=dls_lm.vocab, bs=a.bs, seed=0)
+    dls = _clas_dls(clas_df, dls_lm.vocab, a.bs)
     clas = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False, path=workdir)
     clas.load_encoder("fine_tuned_enc")
     _fit_clas_schedule(clas, a.schedule)

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 def _gate_affine(n4: int, dtype) -> tuple[jax.Array, jax.Array]:
     """Per-column (scale, shift) with ``sigmoid(z) = tanh(z/2)/2 + 1/2`` on the i, f, o blocks and ``tanh(z)`` on g."""
     h = n4 // 4
-    half, one = jnp.full((h,), 0.5, dtype), jnp.ones((h,), dtype)
-    return jnp.concatenate([half, half, one, half]), jnp.concatenate([half, half, 0.0 * one, half])
+    half, one, zero = jnp.full((h,), 0.5, dtype), jnp.ones((h,), dtype), jnp.zeros((h,), dtype)
+    return jnp.concatenate([half, half, one, half]), jnp.concatenate([half, half, zero, half])
 
 
 def _activate(z: jax.Array) -> jax.Array:

@@ -217,14 +217,13 @@ class SortedDL:
             if len(idx) < self.bs:  # short last batch: weight-0 copies of its last (shortest) row
                 w[len(idx):] = 0
                 idx = np.concatenate([idx, np.full(self.bs - len(idx), idx[-1])])
-            rows = [self._doc_ids(k) for k in idx.tolist()]
-            lens = np.array([len(t) for t in rows])
+            lens = self.lens[idx]  # each row's length after the max_len cut, as _doc_ids returns it
             width = self.width(int(lens.max()))
             starts = (batch_layout(lens, width, self.seq_len) if self.buckets
                       else [pad_chunk_layout(n, width, self.seq_len)[0] for n in lens])
             x = np.full((self.bs, width), self.pad_idx, np.int32)
-            for r, (toks, front) in enumerate(zip(rows, starts)):
-                x[r, front:front + len(toks)] = toks
+            for r, (k, front, n) in enumerate(zip(idx.tolist(), starts, lens.tolist())):
+                x[r, front:front + n] = self._doc_ids(k)
             yield x, self.labels[idx], w
 
     def __iter__(self) -> Iterator[Batch]:
