@@ -1,21 +1,26 @@
 """Pretrain an AWD-LSTM language model from scratch (the WT103 step of ULMFiT, for machines without fastai's
-weights), on the shared English corpus, and export it in fastai's format.
+weights) and export it: fastai's format (lm.pth + itos.pkl) and the code-free format shipped with the package
+(weights .npz in fp16 + vocabulary .json, see ``ulmfit_jax.pretrained``).
 
-    # CPU-sized, as measured for experiments/results/ulmfit_cpu_protocol.md (4.07M tokens, ~21 min on 2 busy cores)
-    python -m experiments.pretrain_lm --data-dir ../shared/data --size tiny --max-words 3000000 --max-vocab 10000 \
-        --epochs 1 --out /tmp/u6_models/english_tiny
+    # the shipped "english-small" LM (experiments/results/pretrained_lm.md): review text + general English,
+    # checkpointed every few minutes; rerunning the same command after a kill continues where it stopped
+    nice -n 10 python -m experiments.pretrain_lm --data-dir ../shared/data --corpus reviews+english \
+        --size tiny --max-vocab 15000 --english-words 2000000 --epochs 1 --bs 128 --lr 8e-3 \
+        --out runs/english_small
     python -m experiments.pretrain_lm --size full --epochs 10 --out models/english_full          # GPU/TPU
     python -m experiments.pretrain_lm --wikitext103 PATH/wikitext-103 --size full ...           # the real WT103
 
-Corpus (``english_lm/`` in the shared data, about 6.3M words; WikiText-103 *train* was not obtainable here):
-WikiText-103 valid+test articles, NLTK's Gutenberg, Reuters, ABC, Brown (tags stripped), State of the Union,
-inaugural addresses and web text, one document per article/file, each tokenized by our fastai-compatible
-tokenizer so the vocabulary lines up with fastai's. The WikiText-103 *test* articles are held out as the
-validation set (``--valid wikitext-test``) and the reported perplexity is on them; it is *not* comparable to
-published WikiText-103 perplexities (different tokenization, vocabulary and a corpus ~20x smaller).
-Output: ``<out>/lm.pth`` (fastai state-dict layout, loadable by fastai's ``load_pretrained``), ``<out>/itos.pkl``
-(the vocabulary list), ``<out>/report.json``; use them with
-``language_model_learner(dls, AWD_LSTM, pretrained_fnames=(<out>/lm.pth, <out>/itos.pkl), config=...)``.
+Corpora (``--corpus``): ``english`` is ``english_lm/`` in the shared data (about 6.3M words: WikiText-103
+valid articles, NLTK's Gutenberg, Reuters, ABC, Brown (tags stripped), State of the Union, inaugural addresses
+and web text; WikiText-103 *train* was not obtainable here); ``reviews`` is IMDB ``train/`` (pos, neg) and
+``train/unsup`` (never ``test/``), minus ``--heldout-reviews`` drawn at random (seed 0) from ``train/unsup`` for
+the held-out perplexity; ``reviews+english`` mixes both (``--english-words`` of the general text). A language
+model of reviews is what learns sentiment (the probe in experiments/results/ulmfit_cpu_protocol.md). The
+validation set is the WikiText-103 *test* articles; the IMDB held-out perplexity is measured after training.
+Perplexities are not comparable to published WikiText-103 numbers (different tokenization, vocabulary, corpus).
+Output in ``--out``: ``lm.pth``/``itos.pkl`` (fastai), ``lm.npz``/``vocab.json`` (code-free), ``report.json``,
+``curve.jsonl`` (smoothed training loss per logged step, continued across restarts) and ``curve.png``;
+``checkpoints/`` holds the orbax training state (every ``--ckpt-minutes``), from which a rerun resumes.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from learner_jax.callbacks import Callback, CheckpointCallback
 from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner
 from ulmfit_jax.models import awd_lstm_lm_config
 from ulmfit_jax.weights import save_fastai_lm
@@ -100,33 +106,152 @@ def english_corpus(root: Path, max_words: int | None = None) -> tuple[list[str],
     return train, valid
 
 
+IMDB_HELDOUT_SEED = 0
+
+
+def review_corpus(root: Path, heldout: int) -> tuple[list[str], list[str]]:
+    """(IMDB ``train/`` + ``train/unsup`` reviews for training, ``heldout`` unsup reviews held out); never test/."""
+    from ulmfit_jax.text_files import iter_text_files
+
+    tar = root / "imdb" / "aclImdb_v1_text.tar.gz"
+    src = tar if tar.is_file() else root / "imdb" / "aclImdb"
+    if not src.exists():
+        raise FileNotFoundError(f"no IMDB reviews under {root / 'imdb'} (aclImdb_v1_text.tar.gz or aclImdb/)")
+    names, texts = [], []
+    for name, text in iter_text_files(src, folders=["train"]):
+        if name.startswith(("train/pos/", "train/neg/", "train/unsup/")):
+            names.append(name)
+            texts.append(text.replace("<br />", "\n"))
+    if not texts:
+        raise ValueError(f"{src} holds no review text under train/ (pos, neg, unsup)")
+    unsup = [i for i, n in enumerate(names) if n.startswith("train/unsup/")]
+    held = set(np.random.default_rng(IMDB_HELDOUT_SEED).choice(unsup, size=min(heldout, len(unsup)),
+                                                                 replace=False).tolist())
+    return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
+
+
+class CurveLogger(Callback):
+    """Append (step, smoothed loss, lr) to ``curve.jsonl`` every ``every`` steps, flushed at once, so the
+    learning curve survives a kill; on resume, entries past the restored step are dropped."""
+
+    def __init__(self, path: Path, every: int = 20):
+        self.path, self.every = path, every
+
+    def before_fit(self, learn):
+        step = int(learn.state.step)
+        rows = read_curve(self.path)
+        kept = [r for r in rows if r["step"] <= step]
+        if len(kept) != len(rows):
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        self.t0 = time.perf_counter()
+
+    def after_batch(self, learn, metrics):
+        step = int(metrics["step"]) + 1
+        if step % self.every == 0:
+            row = {"step": step, "loss": float(learn.recorder.smooth_loss), "lr": float(np.ravel(metrics["lr"])[-1]),
+                   "epoch": learn.epoch, "time": time.time()}
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def read_curve(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill mid-write
+            break
+    return rows
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def plot_curve(rows: list[dict], path: Path, title: str) -> Path | None:
+    """The learning curve (smoothed training loss against tokens seen) as a PNG."""
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.5)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss (smoothed cross-entropy, nats)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs: int, lr: float, bs: int,
-             drop_mult: float, seed: int = 0, max_vocab: int = 60000) -> dict:
-    """Train from scratch with one-cycle and write lm.pth + itos.pkl + report.json to ``out``."""
+             drop_mult: float, seed: int = 0, max_vocab: int = 60000, heldout: list[str] | None = None,
+             ckpt_minutes: float = 5.0, corpus_note: str = "") -> dict:
+    """Train from scratch with one-cycle, checkpointing every ``ckpt_minutes`` (a rerun resumes), then write
+    lm.pth + itos.pkl (fastai), lm.npz + vocab.json (shipped format), report.json and the learning curve."""
+    out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame({"text": train + valid, "is_valid": [False] * len(train) + [True] * len(valid)})
     t0 = time.perf_counter()
     dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_col="is_valid", bs=bs, seq_len=72,
-                                  seed=seed, cache_dir=None, max_vocab=max_vocab)
+                                  seed=seed, cache_dir=out / "cache", max_vocab=max_vocab)
     t_tok = time.perf_counter() - t0
     print(f"corpus: {len(train)} training / {len(valid)} validation documents, "
-          f"{dls.train.n_tokens:,} / {dls.valid.n_tokens:,} tokens, vocab {len(dls.vocab):,} ({t_tok:.0f}s)")
+          f"{dls.train.n_tokens:,} / {dls.valid.n_tokens:,} tokens, vocab {len(dls.vocab):,} ({t_tok:.0f}s)",
+          flush=True)
     learn = language_model_learner(dls, AWD_LSTM, drop_mult=drop_mult, pretrained=False, config=config, seed=seed,
                                    path=out)
+    steps_per_ckpt = max(1, int(ckpt_minutes * 60 * 6000 / (bs * 72)))  # ~6k tokens/s on 2 cores
+    ckpt_dir = out / "checkpoints"
+    resume = ckpt_dir if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) else None
+    if resume:
+        print(f"resuming from {ckpt_dir}", flush=True)
     t0 = time.perf_counter()
-    learn.fit_one_cycle(epochs, lr, moms=(0.8, 0.7))
+    cbs = [CheckpointCallback(ckpt_dir, every_n_steps=steps_per_ckpt, every_epoch=True),
+           CurveLogger(out / "curve.jsonl")]
+    learn.fit_one_cycle(epochs, lr, moms=(0.8, 0.7), cbs=cbs, resume_from=resume)
     fit_s = time.perf_counter() - t0
     loss, acc, ppl = learn.validate()
-    out.mkdir(parents=True, exist_ok=True)
+    report = {"config": config, "epochs": epochs, "lr": lr, "bs": bs, "drop_mult": drop_mult, "seed": seed,
+              "corpus": corpus_note, "train_documents": len(train), "train_tokens": dls.train.n_tokens,
+              "valid_tokens": dls.valid.n_tokens, "vocab": len(dls.vocab), "max_vocab": max_vocab,
+              "wikitext103_test": {"loss": loss, "accuracy": acc, "perplexity": ppl},
+              "fit_seconds_this_run": fit_s, "resumed": bool(resume)}
+    if heldout:
+        hdf = pd.DataFrame({"text": heldout + heldout[:1], "is_valid": [True] * len(heldout) + [False]})
+        hdls = TextDataLoaders.from_df(hdf, text_col="text", is_lm=True, valid_col="is_valid", bs=bs, seq_len=72,
+                                       text_vocab=list(dls.vocab), cache_dir=None)
+        h_loss, h_acc, h_ppl = learn.validate(hdls.valid)
+        report["imdb_heldout"] = {"reviews": len(heldout), "tokens": hdls.valid.n_tokens, "loss": h_loss,
+                                  "accuracy": h_acc, "perplexity": h_ppl}
     save_fastai_lm(learn.model, out / "lm.pth")
     with open(out / "itos.pkl", "wb") as f:
         pickle.dump(list(dls.vocab), f)
-    report = {"config": config, "epochs": epochs, "lr": lr, "bs": bs, "drop_mult": drop_mult,
-              "train_tokens": dls.train.n_tokens, "valid_tokens": dls.valid.n_tokens, "vocab": len(dls.vocab),
-              "valid_loss": loss, "valid_accuracy": acc, "valid_perplexity": ppl, "fit_seconds": fit_s,
-              "tokens_per_second": epochs * dls.train.n_tokens / fit_s}
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    print(f"validation perplexity {ppl:.1f} (accuracy {acc:.3f}) after {epochs} epochs, {fit_s:.0f}s; "
-          f"wrote {out}/lm.pth, itos.pkl, report.json")
+    from ulmfit_jax.pretrained import save_shipped_lm
+
+    report["shipped"] = save_shipped_lm(learn.model, list(dls.vocab), out / "lm.npz", out / "vocab.json",
+                                        config=config)
+    rows = read_curve(out / "curve.jsonl")
+    if rows:
+        report["wall_seconds_total"] = rows[-1]["time"] - rows[0]["time"]
+    plot_curve(rows, out / "curve.png", f"AWD-LSTM {config['emb_sz']}/{config['n_hid']}/{config['n_layers']} "
+                                        f"pretraining ({dls.train.n_tokens / 1e6:.1f}M tokens/epoch)")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    print(f"wrote {out}/lm.pth, itos.pkl, lm.npz, vocab.json, report.json, curve.png", flush=True)
     return report
 
 
@@ -134,23 +259,42 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA", "../shared/data"))
     ap.add_argument("--wikitext103", default=None, help="a WikiText-103 folder with wiki.train.tokens (GPU runs)")
+    ap.add_argument("--corpus", choices=["english", "reviews", "reviews+english"], default="english")
     ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--drop-mult", type=float, default=0.1)
-    ap.add_argument("--max-words", type=int, default=None, help="subsample the training corpus")
+    ap.add_argument("--max-words", type=int, default=None, help="subsample the general English corpus")
+    ap.add_argument("--english-words", type=int, default=2_000_000, help="general English words mixed in")
+    ap.add_argument("--heldout-reviews", type=int, default=1000)
     ap.add_argument("--max-vocab", type=int, default=60000, help="fastai's default; smaller is faster on a CPU")
+    ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--out", default="models/english_lm")
     a = ap.parse_args(argv)
+    heldout = None
     if a.wikitext103:
         root = Path(a.wikitext103)
         train = list(wikitext_articles(root / "wiki.train.tokens"))
         valid = list(wikitext_articles(root / "wiki.valid.tokens"))
+        note = f"WikiText-103 train ({root})"
     else:
-        train, valid = english_corpus(Path(a.data_dir), a.max_words)
+        root = Path(a.data_dir)
+        words = a.english_words if a.corpus == "reviews+english" else a.max_words
+        train, valid = english_corpus(root, words)
+        note = f"general English ({sum(len(t.split()) for t in train):,} words)"
+        if a.corpus == "english":
+            pass
+        else:
+            reviews, heldout = review_corpus(root, a.heldout_reviews)
+            rw = sum(len(t.split()) for t in reviews)
+            if a.corpus == "reviews":
+                train, note = reviews, f"IMDB train+unsup reviews ({len(reviews):,} reviews, {rw:,} words)"
+            else:
+                train = train + reviews
+                note += f" + IMDB train+unsup reviews ({len(reviews):,} reviews, {rw:,} words)"
     return pretrain(train, valid, Path(a.out), SIZES[a.size], a.epochs, a.lr, a.bs, a.drop_mult,
-                    max_vocab=a.max_vocab)
+                    max_vocab=a.max_vocab, heldout=heldout, ckpt_minutes=a.ckpt_minutes, corpus_note=note)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,179 @@
+"""Pretrained language models shipped inside the package, in a format that cannot execute code.
+
+``pretrained_lm("english-small")`` gives the files of a small AWD-LSTM pretrained on review text and general
+English by ``experiments/pretrain_lm.py`` (provenance: ``experiments/results/pretrained_lm.md``): the weights as
+an ``.npz`` of fastai state-dict names (fp16; ``np.load(allow_pickle=False)``) and the vocabulary as a JSON list.
+Both are checked against their SHA-256 when loaded. The object unpacks as ``(weights, vocab)`` so it can be given
+straight to ``language_model_learner(..., pretrained_fnames=pretrained_lm())``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODELS_DIR = Path(__file__).parent / "pretrained_models"
+_MANIFEST = "manifest.json"
+
+
+class ChecksumError(ValueError):
+    """A pretrained file's SHA-256 is not the one recorded for it."""
+
+
+@dataclass(frozen=True)
+class PretrainedLM:
+    """A shipped pretrained LM: file paths, the sizes its weights need and the files' SHA-256 sums."""
+
+    name: str
+    weights: Path
+    vocab: Path
+    config: dict = field(default_factory=dict)
+    sha256: dict = field(default_factory=dict)
+    description: str = ""
+
+    def __iter__(self) -> Iterator[Path]:  # unpacks as (weights, vocab), fastai's pretrained_fnames
+        return iter((self.weights, self.vocab))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> Path:
+        return (self.weights, self.vocab)[i]
+
+    def verify(self) -> PretrainedLM:
+        """Check both files against their recorded SHA-256 (raises :class:`ChecksumError` naming both sums)."""
+        check_sha256(self.weights, self.sha256.get("weights"))
+        check_sha256(self.vocab, self.sha256.get("vocab"))
+        return self
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_sha256(path: str | os.PathLike, expected: str | None) -> None:
+    if expected is None:
+        return
+    got = sha256_of(path)
+    if got != expected:
+        raise ChecksumError(f"{path}: SHA-256 {got} does not match the recorded {expected}: the file is corrupt or "
+                            "was replaced; reinstall the package or re-download the weights")
+
+
+def _manifest(models_dir: Path = MODELS_DIR) -> dict:
+    path = models_dir / _MANIFEST
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def available_models(models_dir: Path = MODELS_DIR) -> list[str]:
+    """Names of the pretrained LMs shipped with this installation."""
+    return sorted(_manifest(models_dir))
+
+
+def pretrained_lm(name: str = "english-small", models_dir: str | os.PathLike | None = None) -> PretrainedLM:
+    """The shipped pretrained LM ``name``: ``.weights``, ``.vocab`` (paths), ``.config``, ``.sha256``."""
+    models_dir = MODELS_DIR if models_dir is None else Path(models_dir)
+    man = _manifest(models_dir)
+    if name not in man:
+        have = ", ".join(repr(n) for n in sorted(man)) or "none"
+        raise ValueError(f"no pretrained language model named {name!r}; available: {have}")
+    e = man[name]
+    lm = PretrainedLM(name=name, weights=models_dir / e["weights"], vocab=models_dir / e["vocab"],
+                      config=dict(e["config"]), sha256=dict(e["sha256"]), description=e.get("description", ""))
+    for p in lm:
+        if not p.is_file():
+            raise FileNotFoundError(f"pretrained model {name!r}: {p} is missing from the installation")
+    return lm
+
+
+# ---- the code-free file format ---------------------------------------------------------------------------------
+
+def is_npz_weights(path: str | os.PathLike) -> bool:
+    return Path(path).suffix == ".npz"
+
+
+def is_json_vocab(path: str | os.PathLike) -> bool:
+    return Path(path).suffix == ".json"
+
+
+def load_npz_state_dict(path: str | os.PathLike, expected_sha256: str | None = None) -> OrderedDict:
+    """fastai state-dict names -> float32 arrays, from an ``.npz`` read with ``allow_pickle=False``."""
+    check_sha256(path, expected_sha256)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            order = [str(k) for k in z["__order__"]] if "__order__" in z.files else list(z.files)
+            return OrderedDict((k, np.asarray(z[k], np.float32)) for k in order if k != "__order__")
+    except (ValueError, OSError, KeyError) as e:
+        raise ValueError(f"{path}: not a readable weights .npz ({e})") from e
+
+
+def load_json_vocab(path: str | os.PathLike, expected_sha256: str | None = None) -> list[str]:
+    check_sha256(path, expected_sha256)
+    try:
+        vocab = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON vocabulary ({e})") from e
+    if isinstance(vocab, Mapping) and "itos" in vocab:
+        vocab = vocab["itos"]
+    if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+        raise ValueError(f"{path}: expected a JSON list of token strings")
+    return vocab
+
+
+def config_from_state_dict(wgts: Mapping[str, np.ndarray]) -> dict:
+    """``emb_sz``, ``n_hid``, ``n_layers`` read off fastai AWD-LSTM weights (for ``config=None``)."""
+    emb = wgts.get("0.encoder.weight", wgts.get("encoder.weight"))
+    if emb is None:
+        raise ValueError("no encoder embedding in the weights: not an AWD-LSTM language model")
+    layers = sorted({int(k.split(".")[2]) for k in wgts if k.startswith("0.rnns.")})
+    if not layers:
+        raise ValueError("no LSTM layers ('0.rnns.N...') in the weights: not an AWD-LSTM language model")
+    hh0 = wgts["0.rnns.0.weight_hh_l0_raw"] if "0.rnns.0.weight_hh_l0_raw" in wgts else \
+        wgts["0.rnns.0.module.weight_hh_l0"]
+    n_hid = hh0.shape[1] if len(layers) > 1 else int(emb.shape[1])
+    return {"emb_sz": int(emb.shape[1]), "n_hid": int(n_hid), "n_layers": len(layers)}
+
+
+def save_shipped_lm(model: Any, vocab: Sequence[str], weights_path: str | os.PathLike,
+                    vocab_path: str | os.PathLike, config: Mapping[str, Any] | None = None) -> dict:
+    """Write a language model as fp16 ``.npz`` (fastai names) + JSON vocabulary, atomically; their SHA-256."""
+    from ulmfit_jax.weights import to_fastai_state_dict
+
+    sd = to_fastai_state_dict(model)
+    return save_state_dict_npz(sd, vocab, weights_path, vocab_path, config)
+
+
+def save_state_dict_npz(sd: Mapping[str, np.ndarray], vocab: Sequence[str], weights_path: str | os.PathLike,
+                        vocab_path: str | os.PathLike, config: Mapping[str, Any] | None = None) -> dict:
+    weights_path, vocab_path = Path(weights_path), Path(vocab_path)
+    # the tied decoder and fastai's second name for the embedding are copies: stored once, restored on load
+    skip = {"0.encoder_dp.emb.weight", "1.decoder.weight"}
+    arrays = {k: np.asarray(v).astype(np.float16) for k, v in sd.items()
+              if k not in skip and not k.endswith("num_batches_tracked")}
+    order = np.array(list(arrays), dtype=np.str_)
+    tmp = weights_path.with_name(weights_path.name + ".tmp.npz")
+    np.savez_compressed(tmp, __order__=order, **arrays)
+    os.replace(tmp, weights_path)
+    tmpv = vocab_path.with_name(vocab_path.name + ".tmp")
+    tmpv.write_text(json.dumps(list(vocab), ensure_ascii=False), encoding="utf-8")
+    os.replace(tmpv, vocab_path)
+    return {"weights": sha256_of(weights_path), "vocab": sha256_of(vocab_path),
+            "config": dict(config) if config is not None else None}
+
+
+__all__ = ["ChecksumError", "PretrainedLM", "available_models", "config_from_state_dict", "load_json_vocab",
+           "load_npz_state_dict", "pretrained_lm", "save_shipped_lm"]
