@@ -4,8 +4,8 @@ weights) and export it: fastai's format (lm.pth + itos.pkl) and the code-free fo
 
     # the shipped "english-small" LM (experiments/results/pretrained_lm.md): review text + general English,
     # checkpointed every few minutes; rerunning the same command after a kill continues where it stopped
-    nice -n 10 python -m experiments.pretrain_lm --data-dir ../shared/data --corpus reviews+english \
-        --size tiny --max-vocab 15000 --english-words 2000000 --epochs 1 --bs 128 --lr 8e-3 \
+    python -m experiments.pretrain_lm --data-dir ../shared/data --corpus reviews+english --size tiny \
+        --max-vocab 15000 --english-words 500000 --max-reviews 28000 --epochs 1 --bs 128 --lr 8e-3 \
         --out runs/english_small
     python -m experiments.pretrain_lm --size full --epochs 10 --out models/english_full          # GPU/TPU
     python -m experiments.pretrain_lm --wikitext103 PATH/wikitext-103 --size full ...           # the real WT103
@@ -109,8 +109,9 @@ def english_corpus(root: Path, max_words: int | None = None) -> tuple[list[str],
 IMDB_HELDOUT_SEED = 0
 
 
-def review_corpus(root: Path, heldout: int) -> tuple[list[str], list[str]]:
-    """(IMDB ``train/`` + ``train/unsup`` reviews for training, ``heldout`` unsup reviews held out); never test/."""
+def review_corpus(root: Path, heldout: int, max_reviews: int | None = None) -> tuple[list[str], list[str]]:
+    """(IMDB ``train/`` + ``train/unsup`` reviews for training, ``heldout`` unsup reviews held out); never test/.
+    ``max_reviews`` keeps a random subset (seed 0) of the training reviews, in corpus order."""
     from ulmfit_jax.text_files import iter_text_files
 
     tar = root / "imdb" / "aclImdb_v1_text.tar.gz"
@@ -127,7 +128,11 @@ def review_corpus(root: Path, heldout: int) -> tuple[list[str], list[str]]:
     unsup = [i for i, n in enumerate(names) if n.startswith("train/unsup/")]
     held = set(np.random.default_rng(IMDB_HELDOUT_SEED).choice(unsup, size=min(heldout, len(unsup)),
                                                                  replace=False).tolist())
-    return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
+    train = [i for i in range(len(texts)) if i not in held]
+    if max_reviews is not None and max_reviews < len(train):
+        rng = np.random.default_rng(IMDB_HELDOUT_SEED + 1)
+        train = sorted(rng.choice(train, size=max_reviews, replace=False).tolist())
+    return [texts[i] for i in train], [texts[i] for i in sorted(held)]
 
 
 class CurveLogger(Callback):
@@ -268,6 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-words", type=int, default=None, help="subsample the general English corpus")
     ap.add_argument("--english-words", type=int, default=2_000_000, help="general English words mixed in")
     ap.add_argument("--heldout-reviews", type=int, default=1000)
+    ap.add_argument("--max-reviews", type=int, default=None, help="a random subset of the training reviews")
     ap.add_argument("--max-vocab", type=int, default=60000, help="fastai's default; smaller is faster on a CPU")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--out", default="models/english_lm")
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
         if a.corpus == "english":
             pass
         else:
-            reviews, heldout = review_corpus(root, a.heldout_reviews)
+            reviews, heldout = review_corpus(root, a.heldout_reviews, a.max_reviews)
             rw = sum(len(t.split()) for t in reviews)
             if a.corpus == "reviews":
                 train, note = reviews, f"IMDB train+unsup reviews ({len(reviews):,} reviews, {rw:,} words)"

@@ -12,6 +12,9 @@ from ulmfit_jax.models import awd_lstm_clas_config as awd_lstm_clas_config
 from ulmfit_jax.models import awd_lstm_lm_config as awd_lstm_lm_config
 from ulmfit_jax.models import get_language_model as get_language_model
 from ulmfit_jax.models import get_text_classifier as get_text_classifier
+from ulmfit_jax.pretrained import PretrainedLM as PretrainedLM
+from ulmfit_jax.pretrained import available_models as available_models
+from ulmfit_jax.pretrained import pretrained_lm as pretrained_lm
 from ulmfit_jax.sentencepiece_tok import SentencePieceTokenizer as SentencePieceTokenizer
 from ulmfit_jax.text_data import TextDataLoaders as TextDataLoaders
 from ulmfit_jax.text_loaders import LMDataLoader as LMDataLoader

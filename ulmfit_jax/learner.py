@@ -30,15 +30,24 @@ from ulmfit_jax.lm_head import LMCrossEntropyLossFlat, lm_accuracy
 from ulmfit_jax.models import (
     AWD_LSTM,
     TextClassifier,
+    awd_lstm_lm_config,
     clas_splitter,
     get_language_model,
     get_text_classifier,
     lm_splitter,
+    merge_config,
     zero_carry,
 )
+from ulmfit_jax.pretrained import PretrainedLM, config_from_state_dict
 from ulmfit_jax.text_rules import BOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, undo_rules
 from ulmfit_jax.vocab import token_to_id
-from ulmfit_jax.weights import load_encoder_file, load_pretrained, save_encoder_file
+from ulmfit_jax.weights import (
+    WeightsMismatchError,
+    load_encoder_file,
+    load_pretrained,
+    load_state_dict,
+    save_encoder_file,
+)
 
 TEXT_MOMS = (0.8, 0.7, 0.8)
 
@@ -201,12 +210,24 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     """fastai's ``language_model_learner``: an AWD-LSTM LM over ``dls.vocab``.
 
     ``pretrained_fnames=(weights.pth, vocab.pkl)`` are paths (or fastai-style names under
-    ``path/model_dir``) of fastai-format files; otherwise ``pretrained=True`` takes fastai's WT103 weights
-    (forward or ``backwards``) from the download cache, downloading them when online. Pretrained weights are
-    matched to the vocabulary and the learner is frozen (only the embedding/decoder group trains), as in fastai.
+    ``path/model_dir``) of fastai-format files, or the code-free shipped files (``pretrained_lm()``, an ``.npz``
+    and a ``.json``); with ``config=None`` the model's sizes are then read from the weights. Otherwise
+    ``pretrained=True`` takes fastai's WT103 weights (forward or ``backwards``) from the download cache,
+    downloading them when online. Pretrained weights are matched to the vocabulary and the learner is frozen
+    (only the embedding/decoder group trains), as in fastai.
     Extra keyword arguments go to the engine's ``Learner`` (``lr``, ``wd``, ``moms``, ``path``, ``cbs``...).
     """
     vocab = _text_vocab(dls)
+    files = None
+    if pretrained_fnames is not None:
+        if isinstance(pretrained_fnames, (str, os.PathLike)) or len(pretrained_fnames) != 2:
+            raise ValueError("pretrained_fnames must be (weights file, vocabulary file), e.g. pretrained_lm()")
+        if isinstance(pretrained_fnames, PretrainedLM):
+            pretrained_fnames.verify()
+        path, model_dir = Path(kwargs.get("path", ".")), kwargs.get("model_dir", "models")
+        files = (_resolve_file(path, model_dir, pretrained_fnames[0], "pth"),
+                 _resolve_file(path, model_dir, pretrained_fnames[1], "pkl"))
+        config = _config_for_weights(files[0], config)
     model = get_language_model(arch, len(vocab), config=config, drop_mult=drop_mult, seed=seed, alpha=alpha,
                                beta=beta, unroll=unroll)
     sizes = model.encoder.hidden_sizes
@@ -214,11 +235,7 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     learn = LMLearner(dls, model, loss_func=LMCrossEntropyLossFlat(), splitter=lm_splitter(model.encoder.n_layers),
                       seed=seed, init_carry=partial(zero_carry, sizes), **kw)
     learn.backwards, learn._hidden_sizes = bool(backwards or getattr(dls, "backwards", False)), sizes
-    if pretrained_fnames is not None:
-        if len(pretrained_fnames) != 2:
-            raise ValueError("pretrained_fnames must be (weights .pth, vocabulary .pkl)")
-        files = (_resolve_file(learn.path, learn.model_dir, pretrained_fnames[0], "pth"),
-                 _resolve_file(learn.path, learn.model_dir, pretrained_fnames[1], "pkl"))
+    if files is not None:
         learn.load_pretrained(*files)
     elif pretrained:
         try:
@@ -229,6 +246,21 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
                                "(weights.pth, vocab.pkl) for local files") from e
         learn.load_pretrained(*files)
     return learn
+
+
+def _config_for_weights(wgts_fname: Path, config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``config`` checked against the sizes of the weights in ``wgts_fname`` (a size that contradicts them is an
+    error naming it); with ``config=None`` the sizes are read from the weights."""
+    sizes = config_from_state_dict(load_state_dict(wgts_fname))
+    if config is None:
+        return sizes
+    merged = merge_config(awd_lstm_lm_config, config)
+    wrong = {k: (merged[k], v) for k, v in sizes.items() if merged[k] != v}
+    if wrong:
+        said = ", ".join(f"{k}={a} (the weights have {b})" for k, (a, b) in wrong.items())
+        raise WeightsMismatchError(f"config contradicts the pretrained weights {wgts_fname}: {said}; pass "
+                                   "config=None to read the sizes from the weights")
+    return dict(config)
 
 
 def _classes(dls: DataLoaders) -> list | None:

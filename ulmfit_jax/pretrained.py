@@ -100,6 +100,21 @@ def pretrained_lm(name: str = "english-small", models_dir: str | os.PathLike | N
     return lm
 
 
+def shipped_sha256(path: str | os.PathLike, models_dir: Path = MODELS_DIR) -> str | None:
+    """The recorded SHA-256 of ``path`` when it is one of the shipped files, else None."""
+    try:
+        path = Path(path).resolve()
+        if path.parent != models_dir.resolve():
+            return None
+    except OSError:
+        return None
+    for e in _manifest(models_dir).values():
+        for kind in ("weights", "vocab"):
+            if e[kind] == path.name:
+                return e["sha256"][kind]
+    return None
+
+
 # ---- the code-free file format ---------------------------------------------------------------------------------
 
 def is_npz_weights(path: str | os.PathLike) -> bool:
@@ -175,5 +190,24 @@ def save_state_dict_npz(sd: Mapping[str, np.ndarray], vocab: Sequence[str], weig
             "config": dict(config) if config is not None else None}
 
 
-__all__ = ["ChecksumError", "PretrainedLM", "available_models", "config_from_state_dict", "load_json_vocab",
+def export_fastai_files(lm: PretrainedLM | Sequence[str | os.PathLike], weights_path: str | os.PathLike,
+                        vocab_path: str | os.PathLike) -> tuple[Path, Path]:
+    """Write shipped (or any) LM files in fastai's own format (``.pth`` state dict, ``itos`` ``.pkl``), so that
+    fastai loads the very same weights through its ``pretrained_fnames``."""
+    import pickle
+
+    from ulmfit_jax.torch_pickle import save_state_dict
+    from ulmfit_jax.weights import load_state_dict, load_vocab
+
+    wgts, vocab = load_state_dict(lm[0]), load_vocab(lm[1])
+    save_state_dict(wgts, weights_path)
+    tmp = Path(str(vocab_path) + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(list(vocab), f)
+    os.replace(tmp, vocab_path)
+    return Path(weights_path), Path(vocab_path)
+
+
+__all__ = ["ChecksumError", "PretrainedLM", "available_models", "config_from_state_dict", "export_fastai_files",
+           "load_json_vocab",
            "load_npz_state_dict", "pretrained_lm", "save_shipped_lm"]

@@ -23,6 +23,13 @@ import numpy as np
 from flax import nnx
 
 from ulmfit_jax.models import AWD_LSTM, LanguageModel, TextClassifier
+from ulmfit_jax.pretrained import (
+    is_json_vocab,
+    is_npz_weights,
+    load_json_vocab,
+    load_npz_state_dict,
+    shipped_sha256,
+)
 from ulmfit_jax.torch_pickle import load_checkpoint, load_pickle, save_state_dict
 
 StateDict = Mapping[str, np.ndarray]
@@ -33,7 +40,15 @@ class WeightsMismatchError(ValueError):
 
 
 def load_state_dict(path: str | os.PathLike) -> OrderedDict:
-    """A fastai/PyTorch ``.pth`` as ``{name: ndarray}``; an enclosing ``{'model': ..., 'opt': ...}`` is unwrapped."""
+    """A fastai/PyTorch ``.pth`` as ``{name: ndarray}``; an enclosing ``{'model': ..., 'opt': ...}`` is unwrapped.
+    A code-free ``.npz`` (the shipped format of ``ulmfit_jax.pretrained``) is read too, its checksum checked
+    when the file is a shipped one."""
+    if is_npz_weights(path):
+        wgts = load_npz_state_dict(path, shipped_sha256(path))
+        if "0.encoder.weight" in wgts:  # stored once: the tied decoder and fastai's second embedding name
+            wgts.setdefault("0.encoder_dp.emb.weight", wgts["0.encoder.weight"].copy())
+            wgts.setdefault("1.decoder.weight", wgts["0.encoder.weight"].copy())
+        return wgts
     obj = load_checkpoint(path)
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
         obj = obj["model"]
@@ -46,7 +61,10 @@ def load_state_dict(path: str | os.PathLike) -> OrderedDict:
 
 
 def load_vocab(path: str | os.PathLike) -> list[str]:
-    """A fastai vocabulary pickle (``itos_wt103.pkl``: a list of tokens), read without executing code."""
+    """A fastai vocabulary pickle (``itos_wt103.pkl``: a list of tokens), read without executing code, or a JSON
+    list of tokens (the shipped format)."""
+    if is_json_vocab(path):
+        return load_json_vocab(path, shipped_sha256(path))
     vocab = load_pickle(path)
     if isinstance(vocab, Mapping) and "itos" in vocab:
         vocab = vocab["itos"]

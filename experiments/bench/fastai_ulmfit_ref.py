@@ -156,10 +156,54 @@ def protocol(spec: dict) -> dict:
     return res
 
 
+def few_label(spec: dict) -> dict:
+    """experiments/few_label.py's protocol with fastai's own pipeline: LM fine-tuning from the shipped weights
+    (exported to fastai's format as models/pre.pth + pre.pkl), gradual unfreezing, accuracy on the whole test
+    set measured once at the end (the epoch tables monitor the first ``monitor`` test reviews)."""
+    import pandas as pd
+    from fastai.text.all import TextDataLoaders, accuracy, awd_lstm_clas_config, awd_lstm_lm_config
+
+    path = spec["path"]
+    lm_df = pd.read_json(spec["lm"], orient="records", lines=True)
+    clas_df = pd.read_json(spec["clas"], orient="records", lines=True)
+    t_all = t0 = time.perf_counter()
+    dls_lm = TextDataLoaders.from_df(lm_df, path=path, text_col="text", is_lm=True, valid_pct=0.1, seed=0,
+                                     bs=spec["lm_bs"])
+    lm_cfg = dict(awd_lstm_lm_config) | spec["config"]
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=lm_cfg, drop_mult=0.3, pretrained_fnames=["pre", "pre"],
+                                   metrics=[accuracy])
+    with learn.no_bar():
+        learn.fit_one_cycle(1, 1e-2, moms=(0.8, 0.7, 0.8))
+        learn.unfreeze()
+        learn.fit_one_cycle(2, 1e-3, moms=(0.8, 0.7, 0.8))
+    loss, acc = learn.validate()
+    learn.save_encoder("fine_tuned_enc")
+    res = {"lm_accuracy": float(acc), "lm_perplexity": float(np.exp(loss)), "lm_vocab": len(dls_lm.vocab),
+           "lm_seconds": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    train, test = clas_df[~clas_df.is_valid], clas_df[clas_df.is_valid]
+    dls = TextDataLoaders.from_df(pd.concat([train, test.iloc[: spec["monitor"]]]), path=path, text_col="text",
+                                  label_col="label", valid_col="is_valid", text_vocab=dls_lm.vocab, bs=spec["bs"],
+                                  seed=0)
+    clas = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, pretrained=False, metrics=accuracy,
+                                   config=dict(awd_lstm_clas_config) | spec["config"], max_len=spec["max_len"])
+    clas.load_encoder("fine_tuned_enc")
+    with clas.no_bar():
+        for stage, epochs, lr in spec["schedule"]:
+            if stage is not None:
+                clas.freeze_to(stage) if stage != 0 else clas.unfreeze()
+            clas.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=(0.8, 0.7, 0.8))
+    test_dl = clas.dls.test_dl(test, with_labels=True)
+    res["clas_accuracy"] = float(clas.validate(dl=test_dl)[1])
+    res["clas_seconds"] = time.perf_counter() - t0
+    res["seconds"] = time.perf_counter() - t_all
+    return res
+
+
 def main() -> None:
     spec = json.loads(open(sys.argv[1]).read())
     torch.manual_seed(0)
-    out = protocol(spec) if spec["what"] == "protocol" else bench(spec)
+    out = {"protocol": protocol, "few_label": few_label}.get(spec["what"], bench)(spec)
     with open(sys.argv[2], "w") as f:
         json.dump({"torch": torch.__version__} | out, f)
     _say("end")

@@ -1,0 +1,123 @@
+"""Shipped pretrained LMs (ulmfit_jax.pretrained): the code-free format, checksums, config read off the weights,
+fastai export, and the files that ship in the package."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ulmfit_jax import AWD_LSTM, available_models, language_model_learner, pretrained_lm
+from ulmfit_jax.pretrained import (
+    MODELS_DIR,
+    ChecksumError,
+    config_from_state_dict,
+    export_fastai_files,
+    save_shipped_lm,
+    sha256_of,
+)
+from ulmfit_jax.weights import WeightsMismatchError, load_state_dict, load_vocab
+
+from .tiny_text import lm_dls, tiny_vocab
+
+TINY = dict(emb_sz=16, n_hid=32, n_layers=2)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """A tiny LM written in the shipped format into a models folder with its manifest."""
+    d = tmp_path_factory.mktemp("models")
+    vocab = tiny_vocab()
+    learn = language_model_learner(lm_dls(vocab), AWD_LSTM, pretrained=False, config=TINY, progress=False, seed=3)
+    sums = save_shipped_lm(learn.model, vocab, d / "tiny.npz", d / "tiny.vocab.json", config=TINY)
+    (d / "manifest.json").write_text(json.dumps({"tiny": {
+        "weights": "tiny.npz", "vocab": "tiny.vocab.json", "config": TINY,
+        "sha256": {"weights": sums["weights"], "vocab": sums["vocab"]}}}))
+    return d, learn, vocab
+
+
+def _params(learn):
+    import jax
+
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(learn.params)]
+
+
+def test_pretrained_lm_object_unpacks_and_loads_in_both_config_modes(shipped):
+    d, src, vocab = shipped
+    lm = pretrained_lm("tiny", models_dir=d)
+    weights, vocab_file = lm
+    assert weights == lm.weights and vocab_file == lm.vocab and lm.config == TINY and set(lm.sha256) >= {"weights"}
+    assert json.loads(vocab_file.read_text()) == vocab
+    for config in (lm.config, None):  # None: the sizes are read from the weights
+        learn = language_model_learner(lm_dls(vocab), AWD_LSTM, pretrained_fnames=lm, config=config, progress=False)
+        assert learn.model.encoder.hidden_sizes == src.model.encoder.hidden_sizes
+        for a, b in zip(_params(learn), _params(src)):  # fp16 storage: equal to half precision
+            np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)
+        assert learn.n_frozen > 0  # frozen after loading pretrained weights, as fastai
+
+
+def test_code_free_format(shipped):
+    d, _, _ = shipped
+    with zipfile.ZipFile(d / "tiny.npz") as z:  # arrays only: no pickled objects anywhere in the file
+        assert all(n.endswith(".npy") for n in z.namelist())
+    with np.load(d / "tiny.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype in (np.float16, np.dtype("<U40")) or z[k].dtype.kind == "U" for k in z.files)
+    wgts = load_state_dict(d / "tiny.npz")
+    assert wgts["1.decoder.weight"].shape == wgts["0.encoder.weight"].shape  # tied copy restored
+    assert config_from_state_dict(wgts) == TINY
+
+
+def test_bad_inputs(shipped, tmp_path):
+    d, _, vocab = shipped
+    with pytest.raises(ValueError, match=r"no pretrained language model named 'nope'.*'tiny'"):
+        pretrained_lm("nope", models_dir=d)
+    with pytest.raises(WeightsMismatchError, match=r"n_hid=64 \(the weights have 32\)"):
+        language_model_learner(lm_dls(vocab), AWD_LSTM, pretrained_fnames=pretrained_lm("tiny", models_dir=d),
+                               config=dict(TINY, n_hid=64), progress=False)
+    bad = tmp_path / "models"
+    bad.mkdir()
+    for f in d.iterdir():
+        bad.joinpath(f.name).write_bytes(f.read_bytes())
+    raw = bytearray((bad / "tiny.npz").read_bytes())
+    raw[-40] ^= 0xFF
+    (bad / "tiny.npz").write_bytes(bytes(raw))
+    lm = pretrained_lm("tiny", models_dir=bad)
+    expected = lm.sha256["weights"]
+    with pytest.raises(ChecksumError, match=rf"{sha256_of(bad / 'tiny.npz')}.*{expected}"):
+        language_model_learner(lm_dls(vocab), AWD_LSTM, pretrained_fnames=lm, progress=False)
+    with pytest.raises(ValueError, match="pretrained_fnames must be"):
+        language_model_learner(lm_dls(vocab), AWD_LSTM, pretrained_fnames=str(d / "tiny.npz"), progress=False)
+
+
+def test_export_to_fastai_format(shipped, tmp_path):
+    d, _, vocab = shipped
+    lm = pretrained_lm("tiny", models_dir=d)
+    pth, pkl = export_fastai_files(lm, tmp_path / "pre.pth", tmp_path / "pre.pkl")
+    assert zipfile.is_zipfile(pth) and load_vocab(pkl) == vocab
+    with open(pkl, "rb") as f:
+        assert pickle.load(f) == vocab
+    a, b = load_state_dict(pth), load_state_dict(lm.weights)
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_the_shipped_model_is_installed_and_intact():
+    names = available_models()
+    assert "english-small" in names
+    lm = pretrained_lm("english-small").verify()
+    assert lm.weights.parent == MODELS_DIR and lm.weights.suffix == ".npz" and lm.vocab.suffix == ".json"
+    assert sum(p.stat().st_size for p in lm) <= 25 * 2**20
+    wgts = load_state_dict(lm.weights)
+    assert config_from_state_dict(wgts) == {k: lm.config[k] for k in ("emb_sz", "n_hid", "n_layers")}
+    assert wgts["0.encoder.weight"].shape[0] == len(load_vocab(lm.vocab))
+
+
+def test_shipped_files_are_package_data():
+    import tomllib
+
+    cfg = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    globs = cfg["tool"]["setuptools"]["package-data"]["*"]
+    assert "*.npz" in globs and "*.json" in globs
