@@ -277,6 +277,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-vocab", type=int, default=60000, help="fastai's default; smaller is faster on a CPU")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--out", default="models/english_lm")
+    ap.add_argument("--ship", default=None, metavar="NAME",
+                    help="copy the result into the package as the shipped pretrained LM NAME (ulmfit_jax.pretrained)")
     a = ap.parse_args(argv)
     heldout = None
     if a.wikitext103:
@@ -299,8 +301,17 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 train = train + reviews
                 note += f" + IMDB train+unsup reviews ({len(reviews):,} reviews, {rw:,} words)"
-    return pretrain(train, valid, Path(a.out), SIZES[a.size], a.epochs, a.lr, a.bs, a.drop_mult,
-                    max_vocab=a.max_vocab, heldout=heldout, ckpt_minutes=a.ckpt_minutes, corpus_note=note)
+    report = pretrain(train, valid, Path(a.out), SIZES[a.size], a.epochs, a.lr, a.bs, a.drop_mult,
+                      max_vocab=a.max_vocab, heldout=heldout, ckpt_minutes=a.ckpt_minutes, corpus_note=note)
+    if a.ship:
+        from ulmfit_jax.pretrained import ship_model
+
+        desc = (f"AWD-LSTM {report['config']}, {report['train_tokens']:,} tokens x {report['epochs']} epoch(s) of "
+                f"{report['corpus']}; WikiText-103 test perplexity {report['wikitext103_test']['perplexity']:.1f}"
+                + (f", IMDB held-out {report['imdb_heldout']['perplexity']:.1f}" if "imdb_heldout" in report else ""))
+        entry = ship_model(a.ship, Path(a.out) / "lm.npz", Path(a.out) / "vocab.json", report["config"], desc)
+        print(f"shipped as {a.ship!r}: {entry}")
+    return report
 
 
 if __name__ == "__main__":

@@ -1,36 +1,33 @@
-"""Lesson 4, text (ULMFiT): pretrain a language model, fine-tune it on movie reviews, classify sentiment.
+"""Lesson 4, text (ULMFiT): fine-tune a pretrained language model on movie reviews, classify their sentiment,
+and show what the pretraining buys next to the same classifier trained from scratch.
 
     python -m experiments.lesson4 --part text [--data-dir ../shared/data]
     python -m experiments.text_lesson [--data-dir DIR] [--quick]
 
-What it does, plainly. fastai's lesson starts from the WikiText-103 weights (``pretrained=True``); those are a
-105 MB download and nothing here may assume a network, so this run makes its own small pretrained model
-first and then follows the lesson's recipe with it, through the same code paths fastai's weights take:
-  1. *General-domain pretraining*: a small AWD-LSTM (emb 64, hidden 256, 3 layers) is trained from scratch on
-     English text -- WikiText-103 articles from ``--data-dir``/``$LESSON4_DATA``/english_lm when present, else
-     (offline, fresh clone) on the generated review corpus below -- and written as a fastai-format ``.pth`` +
-     ``.pkl`` vocabulary.
-  2. *LM fine-tuning* (the lesson): ``language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3,
-     pretrained_fnames=(pth, pkl))`` matches the pretrained vocabulary to the reviews' (new words get the mean
-     embedding) and freezes; ``fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))``, ``unfreeze()``, more epochs at 1e-3;
+fastai's lesson starts from the WikiText-103 weights (a 105 MB download, a 400/1152/3 model too slow to
+fine-tune on a laptop CPU). This run starts from the small LM shipped inside the package,
+``ulmfit_jax.pretrained_lm("english-small")`` (64/256/3, pretrained on review text and general English by
+``experiments/pretrain_lm.py``; see experiments/results/pretrained_lm.md), so it needs no network and no
+pretraining of its own, and follows the lesson's recipe through the same code paths fastai's weights take:
+  1. *LM fine-tuning*: ``language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3,
+     pretrained_fnames=pretrained_lm())`` matches the pretrained vocabulary to the reviews' (new words get the
+     mean embedding) and freezes; ``fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))``, ``unfreeze()``, more at 1e-3;
      ``predict('I liked this movie because', 40, temperature=0.75)``; ``save_encoder('fine_tuned_enc')``.
-  3. *Classifier* (the lesson): ``text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5)``,
-     ``load_encoder``, then gradual unfreezing: ``fit_one_cycle(1, 2e-2)``, ``freeze_to(-2)``, ``freeze_to(-3)``,
-     ``unfreeze()`` with the lesson's discriminative learning rates ``slice(lr/2.6**4, lr)``. Reviews are cut to
-     their last 288 tokens (144 with ``quick``) so that few batch widths, hence few programs, get compiled.
-``quick`` (the smoke test) trims further: 200/100 reviews, the LM's frozen stage only, the classifier's first
-and last stages only.
+  2. *Classifier*: ``text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5)``, ``load_encoder``, gradual
+     unfreezing: ``fit_one_cycle(1, 2e-2)``, ``freeze_to(-2)``, ``freeze_to(-3)``, ``unfreeze()`` with the
+     lesson's discriminative rates ``slice(lr/2.6**4, lr)``. Reviews keep their last 288 tokens (144 quick).
+  3. *From scratch*: the same classifier, random init, as many epochs in one ``fit_one_cycle(n, 1e-2)``: the
+     gap between 2 and 3 is the transfer.
 Reviews: fastai's IMDB sample (``imdb/imdb_sample/texts.csv``, 800 train / 200 valid) when present, else a
-generated corpus of template reviews with a known sentiment (it says so). Numbers are far from the lesson's
-(WT103 + full IMDB on a GPU: LM accuracy 0.34, classifier 94.4%; see experiments/ulmfit.py for that config):
-the point is the whole chain running offline in a couple of minutes on 2 CPU cores.
+generated corpus of template reviews with a known sentiment (it says so). When scikit-learn is installed a
+tf-idf + logistic regression baseline is shown on the same split. ``quick`` (the smoke test) trims the data and
+the epochs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -38,10 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, text_classifier_learner
-from ulmfit_jax.weights import save_fastai_lm
+from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, pretrained_lm, text_classifier_learner
 
-SMALL = dict(emb_sz=64, n_hid=256, n_layers=3)
 MAX_LEN = 72 * 4  # classifier documents keep their last 288 tokens (IMDB sample: median ~230)
 POSITIVE = ["great", "wonderful", "brilliant", "moving", "funny", "superb", "beautiful", "touching", "excellent",
             "charming", "gripping", "delightful"]
@@ -78,27 +73,6 @@ def generated_reviews(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def wikitext_paragraphs(data_dir: str | None, max_words: int) -> list[str] | None:
-    """Paragraphs of WikiText-103's validation articles (shared English corpus), escapes undone, up to
-    ``max_words`` words; None when the corpus is not there."""
-    if not data_dir:
-        return None
-    path = Path(data_dir) / "english_lm" / "wikitext-103" / "wiki.valid.tokens"
-    if not path.is_file():
-        return None
-    paras, n = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        s = line.strip()
-        if not s or s.startswith("="):
-            continue
-        s = s.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".").replace("<unk>", "xxunk")
-        paras.append(s)
-        n += len(s.split())
-        if n >= max_words:
-            break
-    return paras
-
-
 def reviews(data_dir: str | None, quick: bool) -> tuple[pd.DataFrame, str]:
     csv = Path(data_dir) / "imdb" / "imdb_sample" / "texts.csv" if data_dir else None
     if csv is not None and csv.is_file():
@@ -111,18 +85,41 @@ def reviews(data_dir: str | None, quick: bool) -> tuple[pd.DataFrame, str]:
                                   "template reviews (positive/negative words in fixed sentence patterns)")
 
 
-def pretrain(texts: list[str], out: Path, epochs: int, quick: bool) -> tuple[Path, Path, list]:
-    """Step 1: a small LM from scratch, exported as fastai-format weights + vocabulary."""
-    df = pd.DataFrame({"text": texts})
-    dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_pct=0.1, bs=16 if quick else 32, seed=0)
-    learn = language_model_learner(dls, AWD_LSTM, drop_mult=0.1, pretrained=False, config=SMALL, unroll=1,
-                                   path=out)
-    learn.fit_one_cycle(epochs, 1e-2, moms=(0.8, 0.7))
-    pth, pkl = out / "pretrained_lm.pth", out / "pretrained_itos.pkl"
-    save_fastai_lm(learn.model, pth)
-    with open(pkl, "wb") as f:  # a plain list of strings, as fastai's itos files
-        pickle.dump(list(dls.vocab), f)
-    return pth, pkl, learn.recorder.values[-1]
+def tfidf_accuracy(df: pd.DataFrame) -> float | None:
+    """Bag-of-words baseline on the same split (tf-idf of words and bigrams + logistic regression, best C), or
+    None without scikit-learn (an optional extra, not a dependency of the library)."""
+    try:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return None
+    tr, va = df[~df.is_valid], df[df.is_valid]
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+    xtr, xva = vec.fit_transform(tr.text), vec.transform(va.text)
+    return max(float((LogisticRegression(C=c, max_iter=2000).fit(xtr, tr.label).predict(xva) == va.label).mean())
+               for c in (1.0, 10.0, 100.0))
+
+
+def fine_tune_lm(df: pd.DataFrame, out: Path, quick: bool):
+    """Step 1: the shipped LM fine-tuned on all the review texts (the lesson uses unlabelled text too)."""
+    dls_lm = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_pct=0.1, bs=32, seed=0)
+    learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, pretrained_fnames=pretrained_lm(), path=out)
+    learn.fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))
+    learn.unfreeze()
+    learn.fit_one_cycle(1 if quick else 3, 1e-3, moms=(0.8, 0.7))
+    return learn, dls_lm
+
+
+def gradual_unfreezing(clas, quick: bool) -> None:
+    """The lesson's four stages (quick: the first and the last)."""
+    clas.fit_one_cycle(1, 2e-2, moms=(0.8, 0.7))
+    if not quick:
+        clas.freeze_to(-2)
+        clas.fit_one_cycle(1, slice(1e-2 / (2.6 ** 4), 1e-2), moms=(0.8, 0.7))
+        clas.freeze_to(-3)
+        clas.fit_one_cycle(1, slice(5e-3 / (2.6 ** 4), 5e-3), moms=(0.8, 0.7))
+    clas.unfreeze()
+    clas.fit_one_cycle(1 if quick else 2, slice(1e-3 / (2.6 ** 4), 1e-3), moms=(0.8, 0.7))
 
 
 def run(data_dir: str | None = None, quick: bool = False) -> dict:
@@ -130,57 +127,44 @@ def run(data_dir: str | None = None, quick: bool = False) -> dict:
     data_dir = data_dir or os.environ.get("LESSON4_DATA")
     df, source = reviews(data_dir, quick)
     print(f"Reviews: {source}")
-    general = wikitext_paragraphs(data_dir, 20_000 if quick else 100_000)
-    if general is not None:
-        print(f"Pretraining text: {len(general)} WikiText-103 paragraphs from {data_dir}/english_lm")
-    else:
-        general = df.text.tolist()
-        print("Pretraining text: no shared English corpus found, so the 'pretrained' model is trained on the "
-              "review texts themselves (no general-domain transfer in this run)")
+    pre = pretrained_lm()
+    print(f"Pretrained LM: {pre.name} ({pre.config['emb_sz']}/{pre.config['n_hid']}/{pre.config['n_layers']}, "
+          f"shipped in {pre.weights.parent})")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        print("\n1) Pretraining a small AWD-LSTM from scratch")
-        pth, pkl, pre = pretrain(general, out, 1, quick)
-
-        print("\n2) Fine-tuning the language model on the reviews (the lesson's recipe)")
-        dls_lm = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_pct=0.1, bs=16 if quick else 32,
-                                         seed=0)
-        learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, pretrained_fnames=(pth, pkl), config=SMALL,
-                                       unroll=1, path=out)
-        learn.fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))
-        if not quick:  # quick (smoke test): the frozen stage only, one compiled program fewer
-            learn.unfreeze()
-            learn.fit_one_cycle(1, 1e-3, moms=(0.8, 0.7))
+        print("\n1) Fine-tuning the pretrained language model on the reviews")
+        learn, dls_lm = fine_tune_lm(df, out, quick)
         lm_loss, lm_acc, lm_ppl = learn.validate()
         sample = learn.predict("I liked this movie because", 20 if quick else 40, temperature=0.75, seed=0)
         print(f"predict: {sample}")
         learn.save_encoder("fine_tuned_enc")
 
-        print("\n3) Classifier with gradual unfreezing (the lesson's recipe)")
-        # reviews cut to their last MAX_LEN tokens: few distinct batch widths, so few compiled programs
+        print("\n2) Classifier from the fine-tuned encoder, gradual unfreezing (the lesson's recipe)")
         dls_clas = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid",
-                                           text_vocab=dls_lm.vocab, bs=32 if quick else 64, seed=0,
-                                           max_len=144 if quick else MAX_LEN)
-        clas = text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5, config=SMALL, pretrained=False, unroll=1,
+                                           text_vocab=dls_lm.vocab, bs=32, seed=0, max_len=144 if quick else MAX_LEN)
+        clas = text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5, config=pre.config, pretrained=False,
                                        path=out)
         clas.load_encoder("fine_tuned_enc")
-        clas.fit_one_cycle(1, 2e-2, moms=(0.8, 0.7))
-        if not quick:
-            clas.freeze_to(-2)
-            clas.fit_one_cycle(1, slice(1e-2 / (2.6 ** 4), 1e-2), moms=(0.8, 0.7))
-            clas.freeze_to(-3)
-            clas.fit_one_cycle(1, slice(5e-3 / (2.6 ** 4), 5e-3), moms=(0.8, 0.7))
-        clas.unfreeze()
-        clas.fit_one_cycle(1, slice(1e-3 / (2.6 ** 4), 1e-3), moms=(0.8, 0.7))
-        clas_loss, clas_acc = clas.validate()
-        label, probs = "-", np.zeros(1)
-        if not quick:
-            label, _, probs = clas.predict("I really liked this movie, the acting was brilliant!")
-    res = {"reviews": source.split(" (")[0], "pretrain_valid_loss": float(pre[1]), "lm_accuracy": float(lm_acc),
-           "lm_perplexity": float(lm_ppl), "classifier_accuracy": float(clas_acc), "sample": sample,
+        gradual_unfreezing(clas, quick)
+        clas_acc = clas.validate()[1]
+        label, _, probs = clas.predict("I really liked this movie, the acting was brilliant!")
+
+        print("\n3) The same classifier from scratch (no pretrained encoder)")
+        scratch = text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5, config=pre.config, pretrained=False,
+                                          path=out, seed=1)
+        scratch.fit_one_cycle(2 if quick else 5, 1e-2, moms=(0.8, 0.7))
+        scratch_acc = scratch.validate()[1]
+    tfidf = tfidf_accuracy(df)
+    res = {"reviews": source.split(" (")[0], "pretrained_lm": pre.name, "lm_accuracy": float(lm_acc),
+           "lm_perplexity": float(lm_ppl), "classifier_accuracy": float(clas_acc),
+           "scratch_accuracy": float(scratch_acc), "sample": sample,
            "example_prediction": f"{label} ({float(probs.max()):.2f})", "seconds": time.perf_counter() - t0}
-    print(f"\nText summary: LM accuracy {lm_acc:.3f} (perplexity {lm_ppl:.1f}), classifier accuracy {clas_acc:.3f}, "
-          f"{res['seconds']:.0f}s")
+    if tfidf is not None:
+        res["tfidf_accuracy"] = tfidf
+    print(f"\nText summary: LM accuracy {lm_acc:.3f} (perplexity {lm_ppl:.1f}); classifier accuracy "
+          f"{clas_acc:.3f} with the pretrained LM vs {scratch_acc:.3f} from scratch"
+          + (f" (tf-idf + logistic regression: {tfidf:.3f})" if tfidf is not None else "")
+          + f"; {res['seconds']:.0f}s")
     return res
 
 

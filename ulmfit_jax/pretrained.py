@@ -190,6 +190,29 @@ def save_state_dict_npz(sd: Mapping[str, np.ndarray], vocab: Sequence[str], weig
             "config": dict(config) if config is not None else None}
 
 
+def ship_model(name: str, weights: str | os.PathLike, vocab: str | os.PathLike, config: Mapping[str, Any],
+               description: str = "", models_dir: Path = MODELS_DIR) -> dict:
+    """Copy a weights ``.npz`` + vocabulary ``.json`` into the package's models folder as ``name`` and record
+    their SHA-256 in the manifest (each file replaced atomically); the manifest entry."""
+    import shutil
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    entry = {"weights": f"{name}.npz", "vocab": f"{name}.vocab.json",
+             "config": {k: int(config[k]) for k in ("emb_sz", "n_hid", "n_layers")}, "description": description}
+    for src, dst in ((weights, entry["weights"]), (vocab, entry["vocab"])):
+        tmp = models_dir / (dst + ".tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, models_dir / dst)
+    entry["sha256"] = {"weights": sha256_of(models_dir / entry["weights"]),
+                       "vocab": sha256_of(models_dir / entry["vocab"])}
+    man = _manifest(models_dir)
+    man[name] = entry
+    tmp = models_dir / (_MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(man, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, models_dir / _MANIFEST)
+    return entry
+
+
 def export_fastai_files(lm: PretrainedLM | Sequence[str | os.PathLike], weights_path: str | os.PathLike,
                         vocab_path: str | os.PathLike) -> tuple[Path, Path]:
     """Write shipped (or any) LM files in fastai's own format (``.pth`` state dict, ``itos`` ``.pkl``), so that
