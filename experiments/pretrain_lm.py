@@ -236,7 +236,9 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
               "wikitext103_test": {"loss": loss, "accuracy": acc, "perplexity": ppl},
               "fit_seconds_this_run": fit_s, "resumed": bool(resume)}
     if heldout:
-        hdf = pd.DataFrame({"text": heldout + heldout[:1], "is_valid": [True] * len(heldout) + [False]})
+        # the held-out reviews as the validation split (the training split, unused, repeats them: a loader
+        # needs enough tokens for one batch)
+        hdf = pd.DataFrame({"text": heldout + heldout, "is_valid": [True] * len(heldout) + [False] * len(heldout)})
         hdls = TextDataLoaders.from_df(hdf, text_col="text", is_lm=True, valid_col="is_valid", bs=bs, seq_len=72,
                                        text_vocab=list(dls.vocab), cache_dir=None)
         h_loss, h_acc, h_ppl = learn.validate(hdls.valid)

@@ -44,10 +44,20 @@ def load_state_dict(path: str | os.PathLike) -> OrderedDict:
     A code-free ``.npz`` (the shipped format of ``ulmfit_jax.pretrained``) is read too, its checksum checked
     when the file is a shipped one."""
     if is_npz_weights(path):
-        wgts = load_npz_state_dict(path, shipped_sha256(path))
-        if "0.encoder.weight" in wgts:  # stored once: the tied decoder and fastai's second embedding name
-            wgts.setdefault("0.encoder_dp.emb.weight", wgts["0.encoder.weight"].copy())
-            wgts.setdefault("1.decoder.weight", wgts["0.encoder.weight"].copy())
+        stored = load_npz_state_dict(path, shipped_sha256(path))
+        emb = stored.get("0.encoder.weight")
+        if emb is None:
+            return stored
+        # stored once: the tied decoder and fastai's second embedding name, put back in fastai's key order
+        # (fastai's own loader copies tensors by position)
+        wgts = OrderedDict()
+        for k, v in stored.items():
+            if k == "1.decoder.bias" and "1.decoder.weight" not in stored:
+                wgts["1.decoder.weight"] = emb.copy()
+            wgts[k] = v
+            if k == "0.encoder.weight" and "0.encoder_dp.emb.weight" not in stored:
+                wgts["0.encoder_dp.emb.weight"] = emb.copy()
+        wgts.setdefault("1.decoder.weight", emb.copy())
         return wgts
     obj = load_checkpoint(path)
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
