@@ -205,7 +205,8 @@ def plot_curve(rows: list[dict], path: Path, title: str) -> Path | None:
 
 def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs: int, lr: float, bs: int,
              drop_mult: float, seed: int = 0, max_vocab: int = 60000, heldout: list[str] | None = None,
-             ckpt_minutes: float = 5.0, corpus_note: str = "") -> dict:
+             ckpt_minutes: float = 5.0, corpus_note: str = "", ckpt_steps: int | None = None,
+             curve_every: int = 20) -> dict:
     """Train from scratch with one-cycle, checkpointing every ``ckpt_minutes`` (a rerun resumes), then write
     lm.pth + itos.pkl (fastai), lm.npz + vocab.json (shipped format), report.json and the learning curve."""
     out.mkdir(parents=True, exist_ok=True)
@@ -219,14 +220,14 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
           flush=True)
     learn = language_model_learner(dls, AWD_LSTM, drop_mult=drop_mult, pretrained=False, config=config, seed=seed,
                                    path=out)
-    steps_per_ckpt = max(1, int(ckpt_minutes * 60 * 6000 / (bs * 72)))  # ~6k tokens/s on 2 cores
+    steps_per_ckpt = ckpt_steps or max(1, int(ckpt_minutes * 60 * 6000 / (bs * 72)))  # ~6k tokens/s, 2 cores
     ckpt_dir = out / "checkpoints"
     resume = ckpt_dir if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) else None
     if resume:
         print(f"resuming from {ckpt_dir}", flush=True)
     t0 = time.perf_counter()
     cbs = [CheckpointCallback(ckpt_dir, every_n_steps=steps_per_ckpt, every_epoch=True),
-           CurveLogger(out / "curve.jsonl")]
+           CurveLogger(out / "curve.jsonl", every=curve_every)]
     learn.fit_one_cycle(epochs, lr, moms=(0.8, 0.7), cbs=cbs, resume_from=resume)
     fit_s = time.perf_counter() - t0
     loss, acc, ppl = learn.validate()
