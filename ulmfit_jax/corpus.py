@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from learner_jax.checkpoint import fsync_tree
 from ulmfit_jax.tokenize import TokenIds, Tokenizer, iter_token_ids
 
 FORMAT = 1
@@ -137,14 +138,21 @@ class Corpus:
 
 
 def _publish(tmp: Path, path: Path) -> None:
-    """Rename a finished folder into place; if another process got there first, keep theirs."""
-    if path.exists():
-        shutil.rmtree(path)
+    """Flush a finished folder and rename it into place. A current copy is moved aside first and deleted only
+    once the new one is in place (put back if the rename fails); if another process got there first, keep theirs."""
+    fsync_tree(tmp)
+    aside = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}" if path.exists() else None
+    if aside is not None:
+        os.replace(path, aside)
     try:
         os.replace(tmp, path)
     except OSError:
         if not (path / "meta.json").exists():
+            if aside is not None and not path.exists():
+                os.replace(aside, path)
             raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def build_corpus(texts: Iterable[str], tokenizer: Tokenizer | None = None, n_workers: int | None = None,
