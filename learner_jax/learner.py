@@ -31,7 +31,7 @@ from learner_jax.checkpoint import (
     saved_copy,
 )
 from learner_jax.data import DataLoaders, Loader, prefetch
-from learner_jax.metrics import Metric, as_metric
+from learner_jax.metrics import Metric, as_metric, check_metrics_for_loss
 from learner_jax.progress import EpochTable, batch_bar
 from learner_jax.recorder import Recorder
 from learner_jax.sharding import check_batch_size, data_mesh, replicate, replicated, shard_batch
@@ -112,6 +112,7 @@ class Learner:
         self.dls, self.loss_func = dls, loss_func
         self.metrics: list[Metric] = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple))
                                                             else ([metrics] if metrics is not None else []))]
+        check_metrics_for_loss(self.metrics, loss_func)
         self.lr, self.wd, self.moms, self.clip = lr, wd, optim.expand_moms(moms), clip
         self.cbs = list(cbs or [])
         self.path, self.model_dir, self.seed = Path(path), model_dir, int(seed)
