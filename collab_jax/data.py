@@ -62,9 +62,9 @@ def check_ratings(ratings: pd.DataFrame, user_name: str, item_name: str, rating_
     bad = ~np.isfinite(values) | (np.abs(values) > np.finfo(np.float32).max)  # float32 would make them inf
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"rating column {rating_name!r} has {int(bad.sum())} NaN, infinite or beyond-float32 "
-                         f"(+-3.4e38) value(s); the first is at row {plain(ratings.index[i])!r} ({values[i]}): drop, "
-                         "fill or rescale them first")
+        raise ValueError(f"rating column {rating_name!r} has {int(bad.sum())} NaN or infinite value(s) (counting "
+                         f"values beyond float32's +-3.4e38, which become infinite); the first is at row "
+                         f"{plain(ratings.index[i])!r} ({values[i]}): drop, fill or rescale them first")
     for name in (user_name, item_name):
         n_missing = int(ratings[name].isna().sum())
         if n_missing:

@@ -111,7 +111,7 @@ class RegressionBlock:
             r, c = (int(v[0]) for v in np.nonzero(bad))
             raise ValueError(f"regression target column {self.y_names[c]!r} has {int(bad.sum())} infinite value(s) "
                              f"or value(s) beyond float32's range (+-3.4e38) in the {split} rows, e.g. "
-                             f"{y64[r, c]} at index {df.index[r]!r}: drop or rescale them")
+                             f"{y64[r, c]} at index {df.index[r:r + 1].tolist()[0]!r}: drop or rescale them")
         y = y64.astype(np.float32)
         return y[:, 0] if y.shape[1] == 1 else y
 
