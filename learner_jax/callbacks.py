@@ -119,8 +119,15 @@ class SaveModelCallback(_Monitor):
             learn.save(self.fname, with_opt=self.with_opt)
 
     def after_fit(self, learn):
-        if not self.every_epoch and Path(learn.path, learn.model_dir, self.fname).exists():
-            learn.load(self.fname, with_opt=self.with_opt)
+        from learner_jax.checkpoint import saved_copy
+
+        if self.every_epoch:
+            return
+        try:  # the newest whole copy (an interrupted save may have left only ``fname.old``)
+            saved_copy(Path(learn.path, learn.model_dir, self.fname))
+        except FileNotFoundError:
+            return
+        learn.load(self.fname, with_opt=self.with_opt)
 
 
 class NormLoggerCallback(Callback):

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,8 +122,12 @@ class Corpus:
         meta_file = path / "meta.json"
         if not meta_file.exists():
             raise FileNotFoundError(f"no corpus at {path} (meta.json missing)")
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{meta_file} is unreadable ({e}): delete the folder {path} to rebuild it") from e
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            meta = meta if isinstance(meta, dict) else {}
             raise ValueError(f"corpus at {path} has format {meta.get('format')}, this code reads {FORMAT}")
         n = int(meta["n_tokens"])
         if n == 0:
@@ -208,9 +213,13 @@ def cached_corpus(key: str, build: Callable[[Path], Corpus], cache_dir: str | os
     """The corpus stored under ``cache_dir/<name>-<key>``, built (and stored) by ``build(folder)`` if absent."""
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"{name}-{key}"
     if (folder / "meta.json").exists():
-        corpus = Corpus.load(folder)
-        if corpus.meta.get("key") == key:
-            return corpus
+        try:
+            corpus = Corpus.load(folder)
+        except (ValueError, OSError) as e:  # a damaged cache is rebuilt (then replaced), never trusted
+            warnings.warn(f"corpus cache {folder} is unreadable ({e}); building it again", stacklevel=2)
+        else:
+            if corpus.meta.get("key") == key:
+                return corpus
     return build(folder)
 
 
