@@ -160,8 +160,9 @@ class CheckpointCallback(Callback):
     ``learn.fit_one_cycle(..., resume_from=directory)`` (or ``fit``).
 
     A step checkpoint due at an epoch's last batch is taken after that epoch's validation when ``every_epoch``
-    (one save, not two of the same step). SIGTERM (a preempted machine) saves a checkpoint at the next step
-    boundary and ends the process with status 143; rerun with ``resume_from`` to continue."""
+    (one save, not two of the same step). An on-device epoch (``device_epoch=True``) is one compiled call, so
+    its checkpoints fall at epoch ends only. SIGTERM (a preempted machine) saves a checkpoint at the next step
+    boundary (epoch end on device) and ends the process with status 143; rerun with ``resume_from`` to continue."""
 
     order = 20
 
