@@ -1,10 +1,11 @@
 """Kill-and-resume at every checkpoint interval: a run killed (SIGKILL, or SIGTERM as on a preempted machine) and
 resumed ends with bit-identical parameters, optimizer state and step to one never interrupted, in the per-batch
-and the on-device epoch paths. The killed runs are subprocesses started together; resumes run in this process."""
+and the on-device epoch paths. The killed runs are forked children of one subprocess; resumes run in this process."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -31,23 +32,17 @@ PATHS = {"per-batch": False, "on-device": True}
 
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory):
-    """Start every killed run at once (each is mostly interpreter start-up); yields {id: (ckpt, process)}."""
+    """Run every killed case (one subprocess forking a child per case); yields {id: (ckpt, exit status, log)}."""
     root = tmp_path_factory.mktemp("killed")
-    procs = {}
-    for case, (every, every_epoch, kill_at, mode) in CASES.items():
-        for path, device in PATHS.items():
-            ckpt = root / f"{case}-{path}"
-            args = [sys.executable, "-m", "tests.learner_jax.resume_run", str(ckpt), "--every", str(every),
-                    "--kill-at", str(kill_at), "--mode", mode]
-            args += [] if every_epoch else ["--no-epoch-saves"]
-            args += ["--device-epoch"] if device else []
-            procs[f"{case}-{path}"] = (ckpt, subprocess.Popen(args, cwd=ROOT, env=dict(os.environ),
-                                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                              text=True))
-    yield procs
-    for _, p in procs.values():
-        if p.poll() is None:
-            p.kill()
+    cases = [{"id": f"{case}-{path}", "ckpt": str(root / f"{case}-{path}"), "every": every, "every_epoch": every_epoch,
+              "device_epoch": device, "kill_at": kill_at, "mode": mode}
+             for case, (every, every_epoch, kill_at, mode) in CASES.items() for path, device in PATHS.items()]
+    (root / "cases.json").write_text(json.dumps(cases))
+    done = subprocess.run([sys.executable, "-m", "tests.learner_jax.resume_run", str(root / "cases.json"), str(root)],
+                          cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = json.loads((root / "status.json").read_text())
+    return {c["id"]: (Path(c["ckpt"]), status[c["id"]], (root / f"{c['id']}.log").read_text()) for c in cases}
 
 
 @functools.cache
@@ -59,10 +54,8 @@ def uninterrupted(device: bool) -> list[np.ndarray]:
 @pytest.mark.parametrize("case", CASES)
 def test_killed_then_resumed_is_bit_identical(killed, case, path):
     every, every_epoch, kill_at, mode = CASES[case]
-    ckpt, proc = killed[f"{case}-{path}"]
-    _, err = proc.communicate(timeout=600)
-    expected_rc = 143 if mode == "sigterm" else -9
-    assert proc.returncode == expected_rc, (proc.returncode, err[-3000:])
+    ckpt, rc, err = killed[f"{case}-{path}"]
+    assert rc == (143 if mode == "sigterm" else -9), (rc, err[-3000:])
     if mode == "sigterm":
         assert "Traceback" not in err and "SIGTERM: checkpoint of step" in err, err[-3000:]
         saved = sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
