@@ -59,11 +59,12 @@ def check_ratings(ratings: pd.DataFrame, user_name: str, item_name: str, rating_
         first = f"; row {plain(bad.index[0])!r} holds {plain(bad.iloc[0])!r}" if len(bad) else ""
         raise ValueError(f"rating column {rating_name!r} must be numeric, it has dtype {col.dtype}{first}")
     values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(values)
+    bad = ~np.isfinite(values) | (np.abs(values) > np.finfo(np.float32).max)  # float32 would make them inf
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"rating column {rating_name!r} has {int(bad.sum())} NaN or infinite value(s); the first "
-                         f"is at row {plain(ratings.index[i])!r} ({values[i]}): drop or fill them first")
+        raise ValueError(f"rating column {rating_name!r} has {int(bad.sum())} NaN or infinite value(s) (counting "
+                         f"values beyond float32's +-3.4e38, which become infinite); the first is at row "
+                         f"{plain(ratings.index[i])!r} ({values[i]}): drop, fill or rescale them first")
     for name in (user_name, item_name):
         n_missing = int(ratings[name].isna().sum())
         if n_missing:
@@ -164,6 +165,7 @@ class CollabDataLoaders(DataLoaders):
                   user_meta=user_meta, item_meta=item_meta, path=str(path))
         x = dls.encode(ratings)
         dls.train = DataLoader(take_rows(x, train_idx), y[train_idx], bs=bs, shuffle=True,
+                               drop_last=len(train_idx) >= bs,  # fewer rows than bs: one padded batch
                                seed=0 if seed is None else seed)
         dls.valid = DataLoader(take_rows(x, valid_idx), y[valid_idx], bs=val_bs or max(bs, 1024), shuffle=False)
         return dls
@@ -173,7 +175,12 @@ class CollabDataLoaders(DataLoaders):
         """``from_df(pd.read_csv(csv), **kwargs)``."""
         if not os.path.exists(csv):
             raise FileNotFoundError(f"ratings file {os.fspath(csv)!r} does not exist")
-        return cls.from_df(pd.read_csv(csv), **kwargs)
+        try:
+            ratings = pd.read_csv(csv)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"ratings file {os.fspath(csv)!r} is not UTF-8 text ({e}): re-save it as UTF-8, or "
+                             "read it with pd.read_csv(..., encoding=...) and call from_df") from e
+        return cls.from_df(ratings, **kwargs)
 
     @property
     def n_users(self) -> int:

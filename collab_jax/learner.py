@@ -145,6 +145,11 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
     if not isinstance(dls, CollabDataLoaders):
         raise TypeError(f"collab_learner needs CollabDataLoaders, got {type(dls).__name__}")
     _check_y_range(dls, y_range)
+    if isinstance(n_factors, bool) or not isinstance(n_factors, (int, np.integer)) or n_factors < 1:
+        raise ValueError(f"n_factors={n_factors!r}: the number of latent factors must be a whole number >= 1 "
+                         "(fastai's default is 50)")
+    if layers is not None and any(int(n) < 1 for n in layers):
+        raise ValueError(f"layers={list(layers)!r}: every hidden layer needs at least one unit")
     has_meta = dls.user_meta is not None or dls.item_meta is not None
     use_meta = (has_meta and not use_nn) if use_meta is None else use_meta
     if use_meta and not has_meta:

@@ -7,6 +7,7 @@ from learner_jax.callbacks import (
                                    EarlyStoppingCallback,
                                    NonFiniteLossError,
                                    NormLoggerCallback,
+                                   Preempted,
                                    SaveModelCallback,
                                    TerminateOnNaNCallback,
 )
@@ -21,7 +22,8 @@ from learner_jax.steps import StepSpec, TrainState, make_eval_step, make_train_s
 __all__ = [
     "BCEWithLogitsLossFlat", "Callback", "CancelFitException", "CheckpointCallback", "CrossEntropyLossFlat",
     "DataLoader", "DataLoaders", "EarlyStoppingCallback", "F1Score", "L1LossFlat", "Learner", "Loader",
-    "MSELossFlat", "Metric", "ModelOutput", "NonFiniteLossError", "NormLoggerCallback", "SaveModelCallback",
+    "MSELossFlat", "Metric", "ModelOutput", "NonFiniteLossError", "NormLoggerCallback", "Preempted",
+    "SaveModelCallback",
     "StepSpec", "TerminateOnNaNCallback", "TrainState", "URLs", "accuracy", "download_url", "error_rate", "mae",
     "make_eval_step",
     "make_train_step", "minimum", "mse", "perplexity", "prefetch", "rmse", "steep", "untar_data", "valley",

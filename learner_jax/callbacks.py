@@ -7,6 +7,9 @@ from __future__ import annotations
 import math
 import operator
 import os
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,8 +119,15 @@ class SaveModelCallback(_Monitor):
             learn.save(self.fname, with_opt=self.with_opt)
 
     def after_fit(self, learn):
-        if not self.every_epoch and Path(learn.path, learn.model_dir, self.fname).exists():
-            learn.load(self.fname, with_opt=self.with_opt)
+        from learner_jax.checkpoint import saved_copy
+
+        if self.every_epoch:
+            return
+        try:  # the newest whole copy (an interrupted save may have left only ``fname.old``)
+            saved_copy(Path(learn.path, learn.model_dir, self.fname))
+        except FileNotFoundError:
+            return
+        learn.load(self.fname, with_opt=self.with_opt)
 
 
 class NormLoggerCallback(Callback):
@@ -136,32 +146,80 @@ class NormLoggerCallback(Callback):
                   f"param_norm {r.param_norms[-1]:.4g} update_norm {float(metrics['update_norm']):.4g}")
 
 
+class Preempted(SystemExit):
+    """Raised after SIGTERM once a checkpoint is saved: the process ends without a traceback, status 143
+    (128 + SIGTERM, what a scheduler expects of a terminated job)."""
+
+    def __init__(self):
+        super().__init__(128 + signal.SIGTERM)
+
+
 class CheckpointCallback(Callback):
     """Save the whole training state (params, optimizer state, step, freeze stage, schedule, data position,
     RNG seed) every ``every_n_steps`` steps and/or each epoch, with orbax; resume with
-    ``learn.fit_one_cycle(..., resume_from=directory)`` (or ``fit``)."""
+    ``learn.fit_one_cycle(..., resume_from=directory)`` (or ``fit``).
+
+    A step checkpoint due at an epoch's last batch is taken after that epoch's validation when ``every_epoch``
+    (one save, not two of the same step). An on-device epoch (``device_epoch=True``) is one compiled call, so
+    its checkpoints fall at epoch ends only. SIGTERM (a preempted machine) saves a checkpoint at the next step
+    boundary (epoch end on device) and ends the process with status 143; rerun with ``resume_from`` to continue."""
 
     order = 20
 
     def __init__(self, directory: str | os.PathLike, every_n_steps: int | None = None, every_epoch: bool = True,
                  keep: int = 2):
+        if every_n_steps is not None and (isinstance(every_n_steps, bool) or int(every_n_steps) != every_n_steps
+                                          or every_n_steps < 1):
+            raise ValueError(f"every_n_steps={every_n_steps!r}: give a whole number of steps >= 1, or None")
+        if int(keep) < 1:
+            raise ValueError(f"keep={keep!r}: at least one checkpoint must be kept")
         self.directory, self.every_n_steps, self.every_epoch, self.keep = directory, every_n_steps, every_epoch, keep
         self.store = None
+        self.preempted, self._prev_handler = False, None
 
     def before_fit(self, learn):
         from learner_jax.checkpoint import TrainingCheckpoints
 
         self.store = TrainingCheckpoints(self.directory, keep=self.keep)
+        latest, step = self.store.latest_step(), int(learn.state.step)
+        if latest is not None and latest > step:
+            raise ValueError(f"checkpoint folder {self.store.directory} holds step {latest}, beyond this run's step "
+                             f"{step}: it belongs to another run. Pass resume_from={str(self.directory)!r} to "
+                             "continue it, or give CheckpointCallback an empty folder")
+        self.preempted = False
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._prev_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self.preempted = True  # acted on at the next step boundary, where the state is whole
+
+    def _save_and_exit(self, learn) -> None:
+        learn.save_training_checkpoint(self.store)
+        self.store.wait()
+        print(f"SIGTERM: checkpoint of step {int(learn.state.step)} saved in {self.store.directory}; rerun with "
+              f"resume_from={str(self.directory)!r} to continue", file=sys.stderr, flush=True)
+        raise Preempted()
 
     def after_batch(self, learn, metrics):
-        if self.every_n_steps and (int(metrics["step"]) + 1) % self.every_n_steps == 0 and learn.batch_pos_known:
+        if not learn.batch_pos_known:
+            return
+        if self.preempted:
+            self._save_and_exit(learn)
+        epoch_end = learn.batch_idx == len(learn.dls.train)
+        if (self.every_n_steps and (int(metrics["step"]) + 1) % self.every_n_steps == 0
+                and not (epoch_end and self.every_epoch)):
             learn.save_training_checkpoint(self.store)
 
     def after_epoch(self, learn):
+        if self.preempted:
+            self._save_and_exit(learn)
         if self.every_epoch:
             learn.save_training_checkpoint(self.store)
 
     def after_fit(self, learn):
+        if self._prev_handler is not None:
+            signal.signal(signal.SIGTERM, self._prev_handler)
+            self._prev_handler = None
         if self.store is not None:
             self.store.wait()
             self.store.close()

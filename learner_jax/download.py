@@ -2,6 +2,11 @@
 
 ``untar_data(URLs.ADULT_SAMPLE)`` downloads the archive into ``<cache>/archive``, checks its size and the md5
 of its first MiB (fastai's ``path_stats`` check), extracts it safely and returns ``<cache>/data/<folder>``.
+
+What the checksum covers: size + md5 of the first MiB catch a truncated, wrong or replaced file, but not bytes
+damaged after the first MiB. Where the full file's SHA-256 is known (``RemoteArchive(..., sha256=...)``, or
+``download_url(..., sha256=...)``) every byte is checked too, while streaming. fastai publishes no full-file
+hashes for its archives, so the built-in entries carry none; pass your own entry to have one checked.
 A second call returns the extracted folder without touching the network.
 
 The cache root is the ``cache_dir`` argument, else ``$LESSON4_CACHE``, else ``~/.cache/lesson4_jax``.
@@ -46,6 +51,7 @@ DEFAULT_CACHE = Path("~/.cache/lesson4_jax")
 CHECK_BYTES = 2**20  # fastai hashes only the first MiB of an archive
 ARCHIVE_KINDS = ("tgz", "tar", "zip")
 _MD5_RE = re.compile(r"[0-9a-f]{32}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _USER_AGENT = "lesson4-jax-download/1"
 
 PathLike = str | os.PathLike
@@ -73,6 +79,7 @@ class RemoteArchive:
     md5_first_mib: str
     kind: str
     folder: str
+    sha256: str | None = None  # of the whole file, where known (checked on top of size and md5 of the first MiB)
 
     def __post_init__(self) -> None:
         if urllib.parse.urlparse(self.url).scheme not in ("http", "https"):
@@ -82,6 +89,8 @@ class RemoteArchive:
         if not _MD5_RE.fullmatch(self.md5_first_mib):
             raise ValueError(f"{self.name}: md5_first_mib must be 32 lowercase hex digits, "
                              f"got {self.md5_first_mib!r}")
+        if self.sha256 is not None and not _SHA256_RE.fullmatch(self.sha256):
+            raise ValueError(f"{self.name}: sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
         if self.kind not in ARCHIVE_KINDS:
             raise ValueError(f"{self.name}: kind must be one of {ARCHIVE_KINDS}, got {self.kind!r}")
         if not self.folder or self.folder in (".", "..") or "/" in self.folder or "\\" in self.folder:
@@ -197,10 +206,22 @@ def path_stats(path: PathLike) -> tuple[int, str]:
     return os.path.getsize(path), hashlib.md5(head).hexdigest()
 
 
-def _check_problem(url: str, stats: tuple[int, str], size: int | None,
-                   md5_first_mib: str | None) -> str | None:
-    """Why ``stats`` fails the expected (size, md5), or None when it passes (absent checks always pass)."""
-    got_size, got_md5 = stats
+def file_sha256(path: PathLike, chunk_size: int = 2**20) -> str:
+    """SHA-256 of a whole file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_problem(url: str, stats: tuple, size: int | None, md5_first_mib: str | None,
+                   sha256: str | None = None) -> str | None:
+    """Why ``stats`` = (size, md5 of the first MiB[, sha256]) fails the expected values, or None when it passes
+    (absent checks always pass)."""
+    got_size, got_md5 = stats[:2]
+    if sha256 is not None and stats[2] != sha256:
+        return f"sha256 mismatch for {url}: expected {sha256}, got {stats[2]} (the file is damaged or replaced)"
     if size is not None and got_size != size:
         return f"size mismatch for {url}: expected {size} bytes, got {got_size}"
     if md5_first_mib is not None and got_md5 != md5_first_mib:
@@ -216,8 +237,9 @@ def _resolve_dest(url: str, dest: PathLike) -> Path:
 
 def _stream_to(resp: http.client.HTTPResponse, f, expected: int | None, quiet: bool, desc: str,
                chunk_size: int) -> tuple[int, str]:
-    """Copy the response body to ``f`` with a progress bar; return (bytes written, md5 of the first MiB)."""
-    md5, got, done = hashlib.md5(), 0, False
+    """Copy the response body to ``f`` with a progress bar; return (bytes written, md5 of the first MiB,
+    sha256 of the whole body)."""
+    md5, sha, got, done = hashlib.md5(), hashlib.sha256(), 0, False
     with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=quiet,
               leave=False) as bar:
         while not done:
@@ -229,16 +251,18 @@ def _stream_to(resp: http.client.HTTPResponse, f, expected: int | None, quiet: b
                 break
             if got < CHECK_BYTES:
                 md5.update(chunk[: CHECK_BYTES - got])
+            sha.update(chunk)
             f.write(chunk)
             got += len(chunk)
             bar.update(len(chunk))
-    return got, md5.hexdigest()
+    return got, md5.hexdigest(), sha.hexdigest()
 
 
 def download_url(url: str, dest: PathLike, size: int | None = None, md5_first_mib: str | None = None,
                  force: bool = False, quiet: bool = False, timeout: float = 60.0,
-                 chunk_size: int = 2**20) -> Path:
-    """Download ``url`` to ``dest`` atomically, refusing a body whose length, size or md5(first MiB) is wrong.
+                 chunk_size: int = 2**20, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` atomically, refusing a body whose length, size, md5(first MiB) or, when
+    given, full-file ``sha256`` is wrong.
 
     ``dest`` is a file path, or an existing folder to save ``<url file name>`` in. An existing file that
     passes the checks is kept unless ``force``. Failures raise ``DownloadError`` (naming the URL, the expected
@@ -246,7 +270,8 @@ def download_url(url: str, dest: PathLike, size: int | None = None, md5_first_mi
     """
     dest = _resolve_dest(url, dest)
     if dest.exists() and not force:
-        problem = _check_problem(url, path_stats(dest), size, md5_first_mib)
+        stats = path_stats(dest) + ((file_sha256(dest),) if sha256 is not None else ())
+        problem = _check_problem(url, stats, size, md5_first_mib, sha256)
         if problem is None:
             return dest
         warnings.warn(f"cached {dest} fails its check ({problem}); downloading it again", stacklevel=2)
@@ -255,10 +280,10 @@ def download_url(url: str, dest: PathLike, size: int | None = None, md5_first_mi
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
-            got, md5 = _fetch(url, f, size, quiet, timeout, chunk_size, dest.name)
+            stats = _fetch(url, f, size, quiet, timeout, chunk_size, dest.name)
             f.flush()
             os.fsync(f.fileno())
-        problem = _check_problem(url, (got, md5), size, md5_first_mib)
+        problem = _check_problem(url, stats, size, md5_first_mib, sha256)
         if problem is not None:
             raise DownloadError(problem)
         os.replace(tmp, dest)
@@ -269,7 +294,7 @@ def download_url(url: str, dest: PathLike, size: int | None = None, md5_first_mi
 
 
 def _fetch(url: str, f, size: int | None, quiet: bool, timeout: float, chunk_size: int,
-           desc: str) -> tuple[int, str]:
+           desc: str) -> tuple[int, str, str]:
     """Open ``url`` and stream its body into ``f``, checking it against Content-Length and ``size``."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
@@ -280,7 +305,7 @@ def _fetch(url: str, f, size: int | None, quiet: bool, timeout: float, chunk_siz
                 raise DownloadError(f"size mismatch for {url}: expected {size} bytes, "
                                     f"the server announces {announced} (Content-Length)")
             total = announced if announced is not None else size
-            got, md5 = _stream_to(resp, f, total, quiet, desc, chunk_size)
+            got, md5, sha = _stream_to(resp, f, total, quiet, desc, chunk_size)
     except urllib.error.HTTPError as e:
         raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
@@ -290,7 +315,7 @@ def _fetch(url: str, f, size: int | None, quiet: bool, timeout: float, chunk_siz
     if announced is not None and got != announced:
         raise DownloadError(f"truncated download of {url}: expected {announced} bytes (Content-Length), "
                             f"got {got}")
-    return got, md5
+    return got, md5, sha
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -485,5 +510,6 @@ def untar_data(url_or_name: str | RemoteArchive, dest: PathLike | None = None, f
     if target.exists() and not force:
         return target
     arch = download_url(entry.url, arch_dir / entry.filename, size=entry.size,
-                        md5_first_mib=entry.md5_first_mib, force=force, quiet=quiet, timeout=timeout)
+                        md5_first_mib=entry.md5_first_mib, force=force, quiet=quiet, timeout=timeout,
+                        sha256=entry.sha256)
     return extract_archive(arch, target, kind=entry.kind, force=force)

@@ -7,10 +7,10 @@ loop: schedules, per-group learning rates, freezing, callbacks, metrics, epoch t
 from __future__ import annotations
 
 import collections
-import json
 import math
 import operator
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,16 @@ from flax import nnx
 
 from learner_jax import optim
 from learner_jax.callbacks import Callback, CancelFitException, NormLoggerCallback, TerminateOnNaNCallback
-from learner_jax.checkpoint import TrainingCheckpoints, load_tree, save_tree
+from learner_jax.checkpoint import (
+    CheckpointMismatchError,
+    TrainingCheckpoints,
+    load_tree,
+    read_saved_meta,
+    save_tree,
+    saved_copy,
+)
 from learner_jax.data import DataLoaders, Loader, prefetch
-from learner_jax.metrics import Metric, as_metric
+from learner_jax.metrics import Metric, as_metric, check_metrics_for_loss
 from learner_jax.progress import EpochTable, batch_bar
 from learner_jax.recorder import Recorder
 from learner_jax.sharding import check_batch_size, data_mesh, replicate, replicated, shard_batch
@@ -105,6 +112,7 @@ class Learner:
         self.dls, self.loss_func = dls, loss_func
         self.metrics: list[Metric] = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple))
                                                             else ([metrics] if metrics is not None else []))]
+        check_metrics_for_loss(self.metrics, loss_func)
         self.lr, self.wd, self.moms, self.clip = lr, wd, optim.expand_moms(moms), clip
         self.cbs = list(cbs or [])
         self.path, self.model_dir, self.seed = Path(path), model_dir, int(seed)
@@ -244,11 +252,17 @@ class Learner:
         return ["epoch", "train_loss", "valid_loss", *[m.name for m in self.metrics], "time"]
 
     def _use_device_epoch(self) -> bool:
-        return self.device_epoch and self.init_carry is None and hasattr(self.dls.train, "arrays")
+        train = self.dls.train
+        if not (self.device_epoch and self.init_carry is None and hasattr(train, "arrays")):
+            return False
+        # a partial batch (fewer rows than bs * batches, e.g. a training set smaller than bs) goes through the
+        # per-batch loop, which pads it with weight-0 rows; the on-device epoch takes full batches only
+        return len(train.arrays[1]) >= len(train) * train.bs
 
     def _fit(self, n_epoch: int, make_sched, cbs, resume_from, descriptor) -> None:
         train = self.dls.train
         n_batches = len(train)
+        check_fit_args(n_epoch, descriptor)
         if n_batches == 0:
             raise ValueError("the training loader yields no batches (fewer rows than bs with drop_last?)")
         cbs = self._active_cbs = self._callbacks(cbs)
@@ -330,6 +344,7 @@ class Learner:
         if per_batch or not np.all(np.isfinite(host["loss"])):
             for i in range(n_batches):
                 self.batch_idx = i + 1
+                self.batch_pos_known = i == n_batches - 1  # the state is the epoch's end state
                 self._after_step(cbs, {k: v[i] for k, v in host.items()} | {"step": first + i})
         else:  # nobody looks at single batches: record the epoch in one go
             self.recorder.add_steps(host["loss"], host["lr"], host["mom"])
@@ -472,10 +487,10 @@ class Learner:
         return save_tree(self._model_path(name), tree, {"with_opt": with_opt, "n_frozen": self.n_frozen})
 
     def load(self, name: str, with_opt: bool = True) -> Learner:
-        """Load what ``save`` wrote; the optimizer state too when saved at the same freeze stage."""
-        path = self._model_path(name)
-        meta_file = path / "meta.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        """Load what ``save`` wrote; the optimizer state too when saved at the same freeze stage. After an
+        interrupted save the newest complete copy is loaded (its own ``meta.json``)."""
+        path = saved_copy(self._model_path(name))
+        meta = read_saved_meta(path)
         use_opt = with_opt and meta.get("with_opt", False) and meta.get("n_frozen") == self.n_frozen
         template = {"params": self.state.params, "model_state": self.state.model_state}
         if meta.get("with_opt", False):
@@ -496,36 +511,77 @@ class Learner:
         finally:
             self.n_frozen = keep
 
-    def save_training_checkpoint(self, store: TrainingCheckpoints) -> None:
-        """Everything needed to resume exactly: the state, freeze stage, data position and recorder."""
+    def save_training_checkpoint(self, store: TrainingCheckpoints) -> bool:
+        """Everything needed to resume exactly: the state, freeze stage, data position and recorder. At an
+        epoch's last batch the position is ``(epoch, n_batches)``: trained, not yet validated (resuming runs
+        the validation and ``after_epoch``); after ``after_epoch`` it is ``(epoch + 1, 0)``."""
+        train = self.dls.train
         meta = {"epoch": self.epoch if self.batch_idx else self.epoch + 1, "batch": self.batch_idx,
                 "epochs_done": self.epochs_done, "n_frozen": self.n_frozen, "seed": self.seed,
                 "fit": self._fit_descriptor, "recorder": [self.recorder._avg, self.recorder._count],
-                "n_batches": len(self.dls.train)}
-        if meta["batch"] >= len(self.dls.train):  # a finished epoch: resume at the next one's start
-            meta["epoch"], meta["batch"] = self.epoch + 1, 0
-        store.save(int(self.state.step), self.state, meta)
+                "n_batches": len(train), "bs": int(train.bs), "data_seed": _loader_seed(train)}
+        return store.save(int(self.state.step), self.state, meta)
 
     def _resume(self, directory) -> tuple[int, int]:
-        store = TrainingCheckpoints(directory)
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"resume_from={str(directory)!r}: no such folder. Check the spelling (it is the "
+                                    "folder given to CheckpointCallback), or pass resume_from=None to start afresh")
+        store = TrainingCheckpoints(directory, create=False)
         try:
-            meta = store.read_meta()
-            if meta is None:
+            if store.latest_step() is None:
+                warnings.warn(f"resume_from={str(directory)!r} holds no checkpoint yet: training from the start",
+                              stacklevel=4)
                 return 0, 0
-            if meta["fit"] != self._fit_descriptor:
-                raise ValueError(f"checkpoint in {directory} was written by a different fit call: "
-                                 f"{meta['fit']} vs {self._fit_descriptor}")
-            if meta["seed"] != self.seed:
-                raise ValueError(f"checkpoint seed {meta['seed']} differs from the learner's seed {self.seed}")
-            if meta["n_frozen"] != self.n_frozen:
-                self.freeze_to(meta["n_frozen"])
-            state, meta = store.restore(self.state)
+            state, meta = store.restore_newest(lambda m: self._check_resumable(m, directory),
+                                               self._resume_template)
             self.state = replicate(state, self.mesh)
             self.recorder._avg, self.recorder._count = meta["recorder"]
             self.epochs_done = meta["epochs_done"]
             return int(meta["epoch"]), int(meta["batch"])
         finally:
             store.close()
+
+    def _check_resumable(self, meta: dict, directory) -> None:
+        """Refuse a checkpoint of another run: other fit call, seed, dataset size, batch size or shuffle seed."""
+        train = self.dls.train
+        where = f"checkpoint in {directory}"
+        if meta.get("fit") != self._fit_descriptor:
+            raise CheckpointMismatchError(f"{where} was written by a different fit call: {meta.get('fit')} vs "
+                                          f"{self._fit_descriptor}; call fit with the same arguments to resume")
+        if meta.get("seed") != self.seed:
+            raise CheckpointMismatchError(f"{where}: seed {meta.get('seed')} differs from the learner's seed "
+                                          f"{self.seed}; build the learner with seed={meta.get('seed')}")
+        if "n_batches" in meta and (meta["n_batches"], meta.get("bs", train.bs)) != (len(train), train.bs):
+            raise CheckpointMismatchError(
+                f"{where} was written for {meta['n_batches']} training batches of {meta.get('bs')}, these loaders "
+                f"give {len(train)} of {train.bs}: a different dataset or bs. Resume with the same data and bs, or "
+                "start over in a new folder")
+        if meta.get("data_seed") is not None and meta["data_seed"] != _loader_seed(train):
+            raise CheckpointMismatchError(
+                f"{where}: the training loader shuffled with seed {meta['data_seed']}, these loaders with "
+                f"{_loader_seed(train)} (seed=None draws a new one each run): build the loaders with "
+                f"seed={meta['data_seed']} to resume")
+
+    def _resume_template(self, meta: dict):
+        if meta["n_frozen"] != self.n_frozen:
+            self.freeze_to(meta["n_frozen"])
+        return self.state
+
+
+def _loader_seed(loader) -> int | None:
+    seed = getattr(loader, "seed", None)
+    return None if seed is None else int(seed)
+
+
+def check_fit_args(n_epoch: int, descriptor: Sequence) -> None:
+    """Refuse a negative or fractional epoch count and negative or non-finite learning rates before training."""
+    if isinstance(n_epoch, bool) or not isinstance(n_epoch, (int, np.integer)) or n_epoch < 0:
+        raise ValueError(f"n_epoch={n_epoch!r}: the number of epochs must be a whole number >= 0")
+    lrs = np.asarray(descriptor[2], np.float64)
+    if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
+        raise ValueError(f"learning rate {descriptor[2]}: learning rates must be finite and >= 0 (a negative one "
+                         "trains uphill)")
 
 
 __all__ = ["Learner", "minimum", "steep", "valley"]

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from learner_jax.losses import MSELossFlat
+
 Stats = dict[str, jax.Array]
 
 
@@ -80,6 +82,18 @@ def F1Score(pos_label: int = 1) -> Metric:
         return float(2 * st["f1_tp"] / denom) if denom > 0 else 0.0
 
     return Metric("f1_score", stats, value)
+
+
+CLASSIFICATION_METRICS = ("accuracy", "error_rate", "f1_score")
+
+
+def check_metrics_for_loss(metrics: list[Metric], loss_func: Callable) -> None:
+    """Refuse a classification metric on a regression loss: it would print a meaningless number (0.000)."""
+    regression = isinstance(loss_func, MSELossFlat)  # L1LossFlat too
+    bad = [m.name for m in metrics if m.name in CLASSIFICATION_METRICS]
+    if regression and bad:
+        raise ValueError(f"metrics {bad} are for classification but the loss is {type(loss_func).__name__} (a "
+                         "regression): use rmse, mae or mse")
 
 
 def as_metric(m: Metric | Callable) -> Metric:

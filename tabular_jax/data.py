@@ -84,7 +84,12 @@ class TabularDataLoaders(DataLoaders):
         path = Path(csv)
         if not path.exists():
             raise FileNotFoundError(f"no such csv file: {path}")
-        return cls.from_df(pd.read_csv(path, skipinitialspace=skipinitialspace), **kwargs)
+        try:
+            df = pd.read_csv(path, skipinitialspace=skipinitialspace)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text ({e}): re-save it as UTF-8, or read it with "
+                             "pd.read_csv(..., encoding=...) and call from_df") from e
+        return cls.from_df(df, **kwargs)
 
     # -------------------------------------------------------------------------------- fastai's attributes
     @property

@@ -79,6 +79,20 @@ class TabularLearner(Learner):
         return permutation_importance(self, dl=dl, n_repeats=n_repeats, seed=seed)
 
 
+# fastai v1 passed model options to the factory; v2 (and we) take them in ``config=tabular_config(...)``
+_V1_NAMES = {"emb_drop": "embed_p", "ps": "ps", "embed_p": "embed_p", "use_bn": "use_bn", "bn_final": "bn_final",
+             "bn_cont": "bn_cont", "lin_first": "lin_first"}
+
+
+def _refuse_model_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """A model option given straight to ``tabular_learner`` (fastai v1 style) names where it goes instead."""
+    for name in kwargs:
+        if name in _V1_NAMES:
+            v2 = _V1_NAMES[name]
+            raise TypeError(f"tabular_learner got {name}=, a model option: pass config=tabular_config({v2}=...) "
+                            f"(fastai v2; v1's {name}= went to the factory)")
+
+
 def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None,
                     emb_szs: Mapping[str, int] | None = None, config: Mapping[str, Any] | None = None,
                     n_out: int | None = None, y_range: tuple[float, float] | None = None,
@@ -87,6 +101,7 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
     the target block's loss, and whole epochs on device. Other keyword arguments go to ``Learner``."""
     if not isinstance(dls, TabularDataLoaders):
         raise TypeError(f"tabular_learner needs TabularDataLoaders, got {type(dls).__name__}")
+    _refuse_model_kwargs(kwargs)
     config = dict(tabular_config(**(config or {})))
     layers = [200, 100] if layers is None else list(layers)
     n_out = dls.c if n_out is None else int(n_out)

@@ -105,7 +105,14 @@ class RegressionBlock:
             _check_no_nan(df, n, split)
             if not pd.api.types.is_numeric_dtype(df[n].dtype):
                 raise TypeError(f"regression target column {n!r} is not numeric (dtype {df[n].dtype})")
-        y = df[list(self.y_names)].to_numpy(dtype=np.float32)
+        y64 = df[list(self.y_names)].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(y64) | (np.abs(y64) > np.finfo(np.float32).max)
+        if bad.any():
+            r, c = (int(v[0]) for v in np.nonzero(bad))
+            raise ValueError(f"regression target column {self.y_names[c]!r} has {int(bad.sum())} infinite value(s) "
+                             f"or value(s) beyond float32's range (+-3.4e38) in the {split} rows, e.g. "
+                             f"{y64[r, c]} at index {df.index[r:r + 1].tolist()[0]!r}: drop or rescale them")
+        y = y64.astype(np.float32)
         return y[:, 0] if y.shape[1] == 1 else y
 
     def decode(self, preds: np.ndarray) -> np.ndarray:

@@ -17,12 +17,14 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from learner_jax.checkpoint import fsync_tree
 from ulmfit_jax.tokenize import TokenIds, Tokenizer, iter_token_ids
 
 FORMAT = 1
@@ -120,8 +122,12 @@ class Corpus:
         meta_file = path / "meta.json"
         if not meta_file.exists():
             raise FileNotFoundError(f"no corpus at {path} (meta.json missing)")
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{meta_file} is unreadable ({e}): delete the folder {path} to rebuild it") from e
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            meta = meta if isinstance(meta, dict) else {}
             raise ValueError(f"corpus at {path} has format {meta.get('format')}, this code reads {FORMAT}")
         n = int(meta["n_tokens"])
         if n == 0:
@@ -137,14 +143,21 @@ class Corpus:
 
 
 def _publish(tmp: Path, path: Path) -> None:
-    """Rename a finished folder into place; if another process got there first, keep theirs."""
-    if path.exists():
-        shutil.rmtree(path)
+    """Flush a finished folder and rename it into place. A current copy is moved aside first and deleted only
+    once the new one is in place (put back if the rename fails); if another process got there first, keep theirs."""
+    fsync_tree(tmp)
+    aside = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}" if path.exists() else None
+    if aside is not None:
+        os.replace(path, aside)
     try:
         os.replace(tmp, path)
     except OSError:
         if not (path / "meta.json").exists():
+            if aside is not None and not path.exists():
+                os.replace(aside, path)
             raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def build_corpus(texts: Iterable[str], tokenizer: Tokenizer | None = None, n_workers: int | None = None,
@@ -200,9 +213,13 @@ def cached_corpus(key: str, build: Callable[[Path], Corpus], cache_dir: str | os
     """The corpus stored under ``cache_dir/<name>-<key>``, built (and stored) by ``build(folder)`` if absent."""
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"{name}-{key}"
     if (folder / "meta.json").exists():
-        corpus = Corpus.load(folder)
-        if corpus.meta.get("key") == key:
-            return corpus
+        try:
+            corpus = Corpus.load(folder)
+        except (ValueError, OSError) as e:  # a damaged cache is rebuilt (then replaced), never trusted
+            warnings.warn(f"corpus cache {folder} is unreadable ({e}); building it again", stacklevel=2)
+        else:
+            if corpus.meta.get("key") == key:
+                return corpus
     return build(folder)
 
 

@@ -217,6 +217,9 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     (only the embedding/decoder group trains), as in fastai.
     Extra keyword arguments go to the engine's ``Learner`` (``lr``, ``wd``, ``moms``, ``path``, ``cbs``...).
     """
+    if getattr(dls, "is_lm", None) is False:
+        raise TypeError("language_model_learner got a classifier's DataLoaders (is_lm=False): build language-model "
+                        "ones with TextDataLoaders.from_...(..., is_lm=True)")
     vocab = _text_vocab(dls)
     files = None
     if pretrained_fnames is not None:
@@ -299,6 +302,9 @@ def text_classifier_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: 
     regression (MSE). ``pretrained=True`` loads WT103 into the encoder when the weights are available; unlike
     fastai, being offline only warns (the lesson replaces the encoder with ``load_encoder`` right after).
     """
+    if getattr(dls, "is_lm", None):
+        raise TypeError("text_classifier_learner got a language model's DataLoaders (is_lm=True): build labelled "
+                        "ones with TextDataLoaders.from_...(..., label_col=..., text_vocab=dls_lm.vocab)")
     vocab = _text_vocab(dls)
     regression = getattr(dls, "is_regression", None)
     if regression is None:

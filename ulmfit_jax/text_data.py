@@ -74,6 +74,23 @@ def _random_split(n: int, valid_pct: float, seed: int) -> tuple[np.ndarray, np.n
     return perm[cut:], perm[:cut]
 
 
+def _check_classes(classes: Sequence | None, train_labels: np.ndarray) -> None:
+    """Refuse a text vocabulary passed as the class list (fastai v1's ``vocab=data_lm.vocab``) and a training
+    split with fewer than two classes."""
+    if classes is not None:
+        items = list(classes)
+        nested = len(items) == 2 and all(isinstance(c, (list, tuple)) for c in items)
+        if nested or any(str(c) in ("xxunk", "xxpad", "xxbos") for c in items):
+            raise ValueError(f"vocab= names the classes, but this is a text vocabulary ({len(items)} entries: "
+                             f"{[str(c)[:20] for c in items[:4]]}...): pass the language model's vocabulary as "
+                             "text_vocab=dls_lm.vocab (fastai v1's vocab=data_lm.vocab), and vocab= only for the "
+                             "class list")
+    found = sorted({str(v) for v in train_labels.tolist()})
+    if len(found) < 2:
+        raise ValueError(f"the training split has {len(found)} class(es) {found}: a classifier needs at least two; "
+                         "check label_col and the split (or use y_block='regression' for numbers)")
+
+
 @dataclass(repr=False, eq=False)
 class TextDataLoaders(DataLoaders):
     """Training and validation text loaders plus what is needed to read them back (vocab, classes, tokenizer)."""
@@ -271,13 +288,19 @@ class TextDataLoaders(DataLoaders):
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, csv_fname: str = "labels.csv", header: Any = "infer",
-                 delimiter: str | None = None, **kwargs: Any) -> TextDataLoaders:
-        """``from_df`` on ``path/csv_fname``."""
+                 delimiter: str | None = None, encoding: str | None = None, **kwargs: Any) -> TextDataLoaders:
+        """``from_df`` on ``path/csv_fname`` (``encoding`` as pandas', default UTF-8)."""
         fname = Path(path) / csv_fname
         if not fname.exists():
             raise FileNotFoundError(f"no CSV file at {fname}")
         # pandas >= 3 reads delimiter=None as "sniff the separator"; fastai (pandas 1-2) meant the default ','
-        df = pd.read_csv(fname, header=header, **({} if delimiter is None else {"delimiter": delimiter}))
+        opts = ({} if delimiter is None else {"delimiter": delimiter}) | ({} if encoding is None else
+                                                                          {"encoding": encoding})
+        try:
+            df = pd.read_csv(fname, header=header, **opts)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{fname} is not {encoding or 'UTF-8'} text ({e}): pass its encoding, e.g. "
+                             "encoding='latin-1', or re-save it as UTF-8") from e
         return cls.from_df(df, path=path, **kwargs)
 
     @classmethod
@@ -329,6 +352,8 @@ class TextDataLoaders(DataLoaders):
                 raise ValueError(f"validation split ({len(va)} documents): {e}") from None
             return cls(train, valid, **common)
         labels = np.asarray(labels, dtype=object if not regression else np.float32)
+        if not regression:
+            _check_classes(classes, labels[tr])
         if regression:
             y, cls_list = labels.astype(np.float32), None
         else:

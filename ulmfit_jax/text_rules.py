@@ -137,20 +137,29 @@ def undo_rules(tokens: Sequence[str]) -> str:
     """Readable text from tokens: ``xxmaj``/``xxup`` restore capitals, ``xxrep``/``xxwrep`` expand, ``xxbos``,
     ``xxeos`` and ``xxpad`` go, and spaces before punctuation are dropped (for display and generated text)."""
     out: list[str] = []
+    cap = up = False  # pending case rules: they apply to the next word, however many markers come first
+    markers = (BOS, EOS, PAD, TK_MAJ, TK_UP, TK_REP, TK_WREP)
+
+    def cased(w: str) -> str:
+        return w.upper() if up else (w[:1].upper() + w[1:] if cap else w)
+
     i, n = 0, len(tokens)
     while i < n:
         t = tokens[i]
         if t in (BOS, EOS, PAD):
             i += 1
-        elif t in (TK_MAJ, TK_UP) and i + 1 < n:
-            w = tokens[i + 1]
-            out.append(w.upper() if t == TK_UP else w[:1].upper() + w[1:])
-            i += 2
-        elif t in (TK_REP, TK_WREP) and i + 2 < n and tokens[i + 1].isdigit():
-            k, w = int(tokens[i + 1]), tokens[i + 2]
-            out.append(w * k if t == TK_REP else " ".join([w] * k))
-            i += 3
+        elif t in (TK_MAJ, TK_UP):  # generated text may stack markers (xxmaj xxup word) or end on one
+            cap, up, i = cap or t == TK_MAJ, up or t == TK_UP, i + 1
+        elif t in (TK_REP, TK_WREP):
+            if i + 2 < n and tokens[i + 1].isdigit() and tokens[i + 2] not in markers:
+                k, w = int(tokens[i + 1]), cased(tokens[i + 2])
+                out.append(w * k if t == TK_REP else " ".join([w] * k))
+                cap = up = False
+                i += 3
+            else:  # a repeat marker without a count and a word: nothing to expand
+                i += 1
         else:
-            out.append(t.replace("▁", " "))
+            out.append(cased(t.replace("▁", " ")))
+            cap = up = False
             i += 1
     return _NO_SPACE_AFTER.sub("", _NO_SPACE_BEFORE.sub("", " ".join(out))).strip()

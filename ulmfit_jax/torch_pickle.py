@@ -158,6 +158,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise UnsafePickleError(f"{self.source}: unexpected persistent id in a plain pickle")
         if not isinstance(pid, tuple) or not pid or pid[0] not in ("storage", b"storage"):
             raise CheckpointFormatError(f"{self.source}: unknown persistent id {pid!r:.80}")
+        if len(pid) < 5 or (len(pid) > 5 and pid[5] is not None and len(pid[5]) != 3):
+            raise CheckpointFormatError(f"{self.source}: malformed storage id {pid!r:.80} (expected ('storage', "
+                                        "type, key, location, numel[, view])): the file is damaged or not a "
+                                        "torch checkpoint; download or save it again")
         storage_type, key, _location, numel = pid[1:5]
         view = pid[5] if len(pid) > 5 else None
         if not isinstance(storage_type, _StorageType):
@@ -176,7 +180,13 @@ def load_pickle(path: str | os.PathLike) -> Any:
     """Unpickle a plain-data file (e.g. fastai's ``itos_wt103.pkl`` vocabulary) without executing code."""
     path = Path(path)
     with open(path, "rb") as f:
-        return RestrictedUnpickler(f, source=str(path)).load()
+        try:
+            return RestrictedUnpickler(f, source=str(path)).load()
+        except (UnsafePickleError, CheckpointFormatError):
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+            raise CheckpointFormatError(f"{path}: truncated or not a pickle ({type(e).__name__}: {e}); download "
+                                        "or write it again") from e
 
 
 def _materialise(ref: _TensorRef, source: str) -> np.ndarray:

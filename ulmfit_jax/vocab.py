@@ -101,8 +101,12 @@ def save_vocab(path: str | os.PathLike, vocab: Sequence[str]) -> None:
 
 def load_vocab(path: str | os.PathLike) -> list[str]:
     """Read a vocabulary written by ``save_vocab`` (or any JSON list of tokens)."""
-    with open(path, encoding="utf-8") as f:
-        vocab = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            vocab = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON vocabulary (truncated or damaged: {e}); write it again with "
+                         "save_vocab") from e
     if not isinstance(vocab, list):
         raise ValueError(f"{path}: expected a JSON list of tokens, got {type(vocab).__name__}")
     check_vocab(vocab)

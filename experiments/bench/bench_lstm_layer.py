@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -88,7 +89,9 @@ def main(argv: list[str] | None = None) -> dict:
     if "torch" in res:
         print(f"  ratio ours/torch (speed): {res['torch']['seconds'] / res['ours_s']:.2f}")
     if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=1))
+        tmp = Path(f"{a.out}.tmp")  # atomic: a killed run never leaves half a results file
+        tmp.write_text(json.dumps(res, indent=1))
+        os.replace(tmp, a.out)
     return res
 
 

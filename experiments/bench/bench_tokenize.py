@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
     for k, c in kinds.most_common(10):
         print(f"  {c:5d}  {k}")
     if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=1))
+        tmp = Path(f"{args.out}.tmp")  # atomic: a killed run never leaves half a results file
+        tmp.write_text(json.dumps(res, indent=1))
+        os.replace(tmp, args.out)
     return res
 
 

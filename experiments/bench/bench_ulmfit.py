@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"spec": {k: v for k, v in spec.items() if k != "doc_lengths"}, "peak_gflops": peak, "rows": rows,
               "ours": ours, "fastai": ref_res}
     if a.out:
-        Path(a.out).write_text(json.dumps(result, indent=1))
+        tmp = Path(f"{a.out}.tmp")  # atomic: a killed run never leaves half a results file
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, a.out)
     return result
 
 
