@@ -368,7 +368,9 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"labels {a.labels} seed {seed}: already in {out}, skipped", flush=True)
             continue
         lm_texts, clas_df = make_draw(reviews, a.labels, a.test, a.lm_docs, seed, a.max_words)
-        run = done[0] if done else dict(key, command="python -m experiments.ulmfit " + " ".join(sys.argv[1:]))
+        args = [x for x in sys.argv[1:] if x not in ("--protocol", "few-label", "--protocol=few-label")]
+        run = done[0] if done else dict(key, command="python -m experiments.ulmfit --protocol few-label "
+                                        + " ".join(args))
         if not done:
             run["tfidf"] = tfidf_baseline(clas_df) if a.tfidf else None
             print(f"labels {a.labels} seed {seed}: tf-idf {run['tfidf']['accuracy']:.4f}" if run["tfidf"] else "",
