@@ -44,14 +44,19 @@ class Preemption:
 
 
 class SaveOnPreemption(Callback):
-    """After a SIGTERM, save through ``ckpt``'s store (the stage's ``CheckpointCallback``) and exit."""
+    """After a SIGTERM, save through ``ckpt``'s store (the stage's ``CheckpointCallback``; None: the one among the
+    fit's callbacks) and exit."""
 
     order = 21  # after CheckpointCallback (20), whose store it writes to
 
-    def __init__(self, preemption: Preemption, ckpt: CheckpointCallback):
+    def __init__(self, preemption: Preemption, ckpt: CheckpointCallback | None = None):
         self.preemption, self.ckpt = preemption, ckpt
 
     def before_fit(self, learn):
+        if self.ckpt is None:  # the engine keeps the fit's callbacks in _active_cbs
+            self.ckpt = next((c for c in learn._active_cbs if isinstance(c, CheckpointCallback)), None)
+            if self.ckpt is None:
+                raise ValueError("SaveOnPreemption needs a CheckpointCallback in the same fit to save through")
         self.preemption.fits_running += 1
 
     def _save_and_exit(self, learn) -> None:
