@@ -24,10 +24,6 @@ class Preemption:
         self.requested, self.fits_running, self._old = False, 0, None
 
     def _handler(self, signum, frame) -> None:
-        if os.getpid() != self._pid:  # a forked worker (tokenizer pool) inherited the handler: die as usual
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
         self.requested = True
         if not self.fits_running:
             print("SIGTERM outside a fit: exiting (rerun with the same --workdir to resume)", flush=True)
@@ -35,12 +31,21 @@ class Preemption:
         print("SIGTERM: saving a checkpoint at the next batch, then exiting", flush=True)
 
     def __enter__(self) -> Preemption:
-        self._pid = os.getpid()
         self._old = signal.signal(signal.SIGTERM, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
         signal.signal(signal.SIGTERM, self._old)
+
+
+def _default_sigterm_in_child() -> None:
+    """Forked workers (the tokenizer's pool) die on SIGTERM as usual: a Python-level handler runs only between
+    bytecodes, so an idle worker blocked on a lock ignored the pool's terminate() and the run hung (seen here)."""
+    if isinstance(getattr(signal.getsignal(signal.SIGTERM), "__self__", None), Preemption):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
 class SaveOnPreemption(Callback):

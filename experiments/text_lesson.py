@@ -125,7 +125,8 @@ def pretrain(texts: list[str], out: Path, epochs: int, quick: bool) -> tuple[Pat
     return pth, pkl, learn.recorder.values[-1]
 
 
-def run(data_dir: str | None = None, quick: bool = False) -> dict:
+def run(data_dir: str | None = None, quick: bool = False, plots_dir: Path | None = None) -> dict:
+    """The text part; with ``plots_dir``, the fine-tuned LM's and the classifier's loss curves there."""
     t0 = time.perf_counter()
     data_dir = data_dir or os.environ.get("LESSON4_DATA")
     df, source = reviews(data_dir, quick)
@@ -152,6 +153,8 @@ def run(data_dir: str | None = None, quick: bool = False) -> dict:
             learn.unfreeze()
             learn.fit_one_cycle(1, 1e-3, moms=(0.8, 0.7))
         lm_loss, lm_acc, lm_ppl = learn.validate()
+        if plots_dir is not None:
+            learn.recorder.plot_loss(fname=str(plots_dir / "text_lm_loss.png"))
         sample = learn.predict("I liked this movie because", 20 if quick else 40, temperature=0.75, seed=0)
         print(f"predict: {sample}")
         learn.save_encoder("fine_tuned_enc")
@@ -173,6 +176,8 @@ def run(data_dir: str | None = None, quick: bool = False) -> dict:
         clas.unfreeze()
         clas.fit_one_cycle(1, slice(1e-3 / (2.6 ** 4), 1e-3), moms=(0.8, 0.7))
         clas_loss, clas_acc = clas.validate()
+        if plots_dir is not None:
+            clas.recorder.plot_loss(fname=str(plots_dir / "text_classifier_loss.png"))
         label, probs = "-", np.zeros(1)
         if not quick:
             label, _, probs = clas.predict("I really liked this movie, the acting was brilliant!")

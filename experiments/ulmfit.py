@@ -13,7 +13,7 @@
 
 Config fields (experiments/configs/base_imdb.py; the former options): protocol, data_dir, pretrained, size,
 max_vocab, review_words, bs, lm.{docs, frozen_epochs, epochs, lr, unfrozen_lr, bs}, clas.{train, test, epochs,
-final_epochs, lr_mult}, scratch.{enabled, lrs}, only, xla_cache, ref_python, out; new: source/generated_reviews
+final_epochs, lr_mult, gradual}, scratch.{enabled, lrs}, only, xla_cache, ref_python, out; new: source/generated_reviews
 (template reviews for smoke runs), model.* (size overrides), checkpoint_every_steps.
 
 CPU protocol, identical for both libraries (same texts, same pretrained weights file, same schedule):
@@ -217,6 +217,8 @@ def options(c) -> SimpleNamespace:
     """The config as the flat option names the protocol functions use (the former command-line options)."""
     e, m = c.clas.epochs, c.clas.lr_mult
     schedule = [(None, e, 2e-2 * m), (-2, e, 1e-2 * m), (-3, e, 5e-3 * m), (0, c.clas.final_epochs, 1e-3 * m)]
+    if not c.clas.gradual:  # the frozen and the unfrozen stage only (fewer compiled programs: smoke runs)
+        schedule = [schedule[0], schedule[-1]]
     return SimpleNamespace(
         protocol=c.protocol, data_dir=c.data_dir or os.environ.get("LESSON4_DATA"), pretrained=c.pretrained or None,
         size=c.size, lm_docs=c.lm.docs, clas_train=c.clas.train, clas_test=c.clas.test,

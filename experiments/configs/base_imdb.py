@@ -33,6 +33,7 @@ def base() -> ConfigDict:
     c.clas.epochs = 1  # each of the three first stages (frozen, freeze_to(-2), freeze_to(-3))
     c.clas.final_epochs = 2  # unfrozen stage
     c.clas.lr_mult = 1.0  # multiplies the lesson's stage rates 2e-2, 1e-2, 5e-3, 1e-3
+    c.clas.gradual = True  # all four stages; False: the frozen and the unfrozen stage only
     c.scratch = ConfigDict()
     c.scratch.enabled = True  # also train the classifier from scratch (ours only)
     c.scratch.lrs = (1e-2,)  # several: each is run, the best reported
