@@ -191,13 +191,16 @@ def part_tokenize(a) -> list[Row]:
 
 
 def part_compile(a) -> list[Row]:
-    """The hook for experiments/bench/bench_compile.py (issue 14): its ``main(argv)``; a returned ``rows`` dict
-    ({metric: {"ours": x, "fastai": y}}) joins the table."""
+    """The hook for experiments/bench/bench_compile.py (issue 14): ``main(argv)`` with this command's
+    ``--repeats``, ``--ref-python`` and ``--data-dir``; its whole result goes into the JSON, and a returned ``rows``
+    dict ({metric: {"ours": x, "fastai": y}}) joins the table."""
     if importlib.util.find_spec("experiments.bench.bench_compile") is None:
         print("compile: experiments/bench/bench_compile.py is missing on this branch (issue 14 adds it); skipped")
         return []
     module = importlib.import_module("experiments.bench.bench_compile")
-    res = module.main(["--quick"] if a.quick else []) or {}
+    argv = ["--repeats", str(a.repeats), "--ref-python", a.ref_python or "none"]
+    res = module.main(argv + (["--data-dir", a.data_dir] if a.data_dir else [])) or {}
+    a.raw["compile"] = res
     return [Row("compile", name, [r["ours"]] if r.get("ours") else [], [r["fastai"]] if r.get("fastai") else [])
             for name, r in (res.get("rows") or {}).items()]
 
@@ -227,6 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="bench_results.json", help="JSON with every repeat and the machine")
     a = ap.parse_args(argv)
     a.ref_python = None if a.ref_python in ("", "none") else a.ref_python
+    a.raw = {}  # parts' own result dicts kept whole in the JSON (compile)
     if a.repeats < 1:
         raise SystemExit(f"--repeats must be at least 1, got {a.repeats}")
     parts = PARTS if "all" in a.parts else tuple(dict.fromkeys(a.parts))
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"command": " ".join(["python -m experiments.bench", *(argv if argv is not None else sys.argv[1:])]),
               "machine": info, "seconds": seconds, "quick": a.quick, "repeats": a.repeats,
               "rows": [asdict(r) | {"ours_median": r.medians()[0], "fastai_median": r.medians()[1],
-                                    "compare": r.compare()} for r in rows], "table": text}
+                                    "compare": r.compare()} for r in rows], "table": text, "parts": a.raw}
     if a.out:
         tmp = Path(a.out).with_name(Path(a.out).name + ".tmp")
         tmp.write_text(json.dumps(result, indent=1))
