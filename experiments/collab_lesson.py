@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,10 +69,16 @@ def interpret(learn, ratings: pd.DataFrame, titles: pd.Series) -> dict:
     return {"lowest_bias": low[0], "highest_bias": high[0]}
 
 
-def run_movielens(path, quick: bool) -> dict:
+def _plot_loss(learn, plots_dir: Path | None) -> None:
+    if plots_dir is not None:
+        learn.recorder.plot_loss(fname=str(plots_dir / "collab_loss.png"))
+
+
+def run_movielens(path, quick: bool, plots_dir: Path | None = None) -> dict:
     ratings = read_ml100k_ratings(path)[["user", "item", "rating"]]
     epochs = 1 if quick else 5
     dls, learn, fit_s = fit_lesson(ratings, epochs)
+    _plot_loss(learn, plots_dir)
     valid_mse = learn.validate()[0]
     n = len(dls.train) * dls.train.bs * epochs
     print(f"\nvalid MSE {valid_mse:.4f} after {epochs} epoch(s) (fastai 2.8 measured 0.852 for 5 epochs; "
@@ -81,7 +88,7 @@ def run_movielens(path, quick: bool) -> dict:
     return out | interpret(learn, ratings, titles)
 
 
-def run_generated(quick: bool, seed: int = 0) -> dict:
+def run_generated(quick: bool, seed: int = 0, plots_dir: Path | None = None) -> dict:
     rank, noise = 4, 0.3
     syn = (low_rank_ratings(300, 250, rank, 0.25, noise, seed) if quick
            else low_rank_ratings(943, 1682, rank, 0.063, noise, seed))
@@ -90,6 +97,7 @@ def run_generated(quick: bool, seed: int = 0) -> dict:
           f"true rank {rank}, noise sd {noise}")
     epochs = 2 if quick else 5
     dls, learn, fit_s = fit_lesson(ratings, epochs)
+    _plot_loss(learn, plots_dir)
     valid_mse = learn.validate()[0]
     preds, _ = learn.get_preds()
     valid_idx = random_split(len(ratings), 0.2, 42)[1]  # the rows from_df(seed=42) validates on, in order
@@ -104,14 +112,16 @@ def run_generated(quick: bool, seed: int = 0) -> dict:
             "r2_user_factors": r2_users, "r2_item_factors": r2_items, "fit_s": fit_s}
 
 
-def run(data_dir: str | None = None, quick: bool = False, download: bool = True) -> dict:
-    """The collaborative-filtering part of the main job (see the module docstring)."""
+def run(data_dir: str | None = None, quick: bool = False, download: bool = True,
+        plots_dir: Path | None = None) -> dict:
+    """The collaborative-filtering part of the main job (see the module docstring); with ``plots_dir``, the loss
+    curve there."""
     path, where = locate(data_dir, download)
     print(where)
     if path is None:
         print("=> training on GENERATED low-rank ratings instead (numbers below are not MovieLens numbers)")
-        return run_generated(quick)
-    return run_movielens(path, quick)
+        return run_generated(quick, plots_dir=plots_dir)
+    return run_movielens(path, quick, plots_dir)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -7,6 +7,7 @@ rates over two layer groups, freeze/unfreeze, validate. ``python -m experiments.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -36,7 +37,7 @@ def make_moons(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return (x + rs.normal(0, 0.15, x.shape)).astype(np.float32), y.astype(np.int32)
 
 
-def run(quick: bool = False, seed: int = 0) -> dict:
+def run(quick: bool = False, seed: int = 0, plots_dir: Path | None = None) -> dict:
     n = 2_000 if quick else 20_000
     x, y = make_moons(n, seed)
     cut = int(0.8 * n)
@@ -46,6 +47,9 @@ def run(quick: bool = False, seed: int = 0) -> dict:
                     splitter=lambda path: 0 if path[0] in ("body", "bn") else 1, seed=seed)
     suggestion = learn.lr_find(show_plot=False)
     print(f"lr_find valley suggestion: {suggestion.valley:.2e}")
+    if plots_dir is not None:
+        learn.recorder.plot_lr_find(suggestions={"valley": suggestion.valley},
+                                    fname=str(plots_dir / "engine_lr_find.png"))
     learn.freeze()
     learn.fit_one_cycle(1, 1e-2)
     learn.unfreeze()

@@ -3,17 +3,22 @@
     python -m experiments.lesson4                 # every part, offline on a fresh clone
     python -m experiments.lesson4 --part collab   # one part (tabular | collab | text | engine)
     python -m experiments.lesson4 --data-dir ../shared/data   # use local copies of the real datasets
+    python -m experiments.lesson4 --out runs/lesson4         # where the pictures and results.json go
 
-Each part prints fastai's epoch table and a short summary. Without local data a part says so plainly and
-falls back to bundled or generated data (see each part's module docstring).
+Each part prints fastai's epoch table and a short summary; the loss curves (PNG) and every part's numbers
+(``results.json``) go to ``--out`` (default ``./lesson4_output``), whose path is printed at the end.
+Without local data a part says so plainly and falls back to bundled or generated data (see each part's
+module docstring).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import time
+from pathlib import Path
 
 PARTS = {
     "tabular": "experiments.tabular_lesson",
@@ -36,11 +41,20 @@ def enable_compilation_cache(directory: str | None = None, min_compile_secs: flo
     return directory
 
 
-def run_part(name: str, data_dir: str | None, quick: bool) -> dict:
+def run_part(name: str, data_dir: str | None, quick: bool, plots_dir: Path | None = None) -> dict:
     module = importlib.import_module(PARTS[name])
     if name == "engine":
-        return module.run(quick=quick)
-    return module.run(data_dir=data_dir, quick=quick)
+        return module.run(quick=quick, plots_dir=plots_dir)
+    return module.run(data_dir=data_dir, quick=quick, plots_dir=plots_dir)
+
+
+def write_results(out: Path, results: dict) -> Path:
+    """``results.json`` (atomically): every part's numbers."""
+    path = out / "results.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=lambda x: x.tolist() if hasattr(x, "tolist") else str(x)))
+    os.replace(tmp, path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -50,20 +64,26 @@ def main(argv: list[str] | None = None) -> dict:
                     help="folder with the real datasets (default: $LESSON4_DATA)")
     ap.add_argument("--quick", action="store_true", help="a smaller, faster run (smoke test)")
     ap.add_argument("--no-compile-cache", action="store_true", help="do not keep compiled programs on disk")
+    ap.add_argument("--out", default="lesson4_output", help="folder for the pictures and results.json")
     args = ap.parse_args(argv)
     if not args.no_compile_cache:
         enable_compilation_cache()
+    out = Path(args.out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in args.part or DEFAULT_PARTS:
         print(f"\n=== Lesson 4: {name} ===", flush=True)
         t0 = time.perf_counter()
-        results[name] = run_part(name, args.data_dir, args.quick)
+        results[name] = run_part(name, args.data_dir, args.quick, out)
         print(f"=== {name} done in {time.perf_counter() - t0:.1f}s ===", flush=True)
+        write_results(out, results)  # after each part: a later failure keeps the earlier numbers
     print("\nSummary:")
     for name, res in results.items():
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()
                           if isinstance(v, (int, float, str)))
         print(f"  {name}: {shown}")
+    pictures = sorted(p.name for p in out.glob("*.png"))
+    print(f"\nPictures ({', '.join(pictures)}) and results.json are in {out}")
     return results
 
 

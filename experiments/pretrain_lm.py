@@ -4,35 +4,37 @@ weights) and export it: fastai's format (lm.pth + itos.pkl) and the code-free fo
 
     # the shipped "english-small" LM (experiments/results/pretrained_lm.md): review text + general English,
     # checkpointed every few minutes; rerunning the same command after a kill continues where it stopped
-    python -m experiments.pretrain_lm --data-dir ../shared/data --corpus reviews+english --size tiny \
-        --max-vocab 15000 --english-words 500000 --max-reviews 28000 --epochs 1 --bs 128 --lr 8e-3 \
-        --out runs/english_small
-    python -m experiments.pretrain_lm --size full --epochs 10 --out models/english_full          # GPU/TPU
-    python -m experiments.pretrain_lm --wikitext103 PATH/wikitext-103 --size full ...           # the real WT103
+    nice -n 10 python -m experiments.pretrain_lm --config experiments/configs/pretrain_lm_cpu.py \
+        --config.data_dir=../shared/data --workdir runs/english_small
+    python -m experiments.pretrain_lm --config experiments/configs/pretrain_lm_lesson.py \
+        --config.wikitext103=PATH/wikitext-103 --workdir runs/wt103_full                     # GPU/TPU, the real WT103
 
-Corpora (``--corpus``): ``english`` is ``english_lm/`` in the shared data (about 6.3M words: WikiText-103
+Config fields (experiments/configs/base_pretrain_lm.py; the former options data_dir, wikitext103, corpus, size,
+epochs, lr, bs, drop_mult, max_words, english_words, heldout_reviews, max_vocab, ckpt_minutes, out; new: seed,
+model.* size overrides, corpus=generated for smoke runs). ``out`` defaults to ``--workdir``.
+
+Corpora (``corpus``): ``english`` is ``english_lm/`` in the shared data (about 6.3M words: WikiText-103
 valid articles, NLTK's Gutenberg, Reuters, ABC, Brown (tags stripped), State of the Union, inaugural addresses
 and web text; WikiText-103 *train* was not obtainable here); ``reviews`` is IMDB ``train/`` (pos, neg) and
-``train/unsup`` (never ``test/``), minus ``--heldout-reviews`` drawn at random (seed 0) from ``train/unsup`` for
-the held-out perplexity; ``reviews+english`` mixes both (``--english-words`` of the general text). A language
+``train/unsup`` (never ``test/``), minus ``heldout_reviews`` drawn at random (seed 0) from ``train/unsup`` for
+the held-out perplexity; ``reviews+english`` mixes both (``english_words`` of the general text). A language
 model of reviews is what learns sentiment (the probe in experiments/results/ulmfit_cpu_protocol.md). The
 validation set is the WikiText-103 *test* articles; the IMDB held-out perplexity is measured after training.
 Perplexities are not comparable to published WikiText-103 numbers (different tokenization, vocabulary, corpus).
-Output in ``--out``: ``lm.pth``/``itos.pkl`` (fastai), ``lm.npz``/``vocab.json`` (code-free), ``report.json``,
+Output in ``out``: ``lm.pth``/``itos.pkl`` (fastai), ``lm.npz``/``vocab.json`` (code-free), ``report.json``,
 ``curve.jsonl`` (smoothed training loss per logged step, continued across restarts) and ``curve.png``;
-``checkpoints/`` holds the orbax training state (every ``--ckpt-minutes``), from which a rerun resumes.
+``checkpoints/`` holds the orbax training state (every ``ckpt_minutes``), from which a rerun resumes.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pickle
 import re
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +111,8 @@ def english_corpus(root: Path, max_words: int | None = None) -> tuple[list[str],
 IMDB_HELDOUT_SEED = 0
 
 
-def review_corpus(root: Path, heldout: int, max_reviews: int | None = None) -> tuple[list[str], list[str]]:
-    """(IMDB ``train/`` + ``train/unsup`` reviews for training, ``heldout`` unsup reviews held out); never test/.
-    ``max_reviews`` keeps a random subset (seed 0) of the training reviews, in corpus order."""
+def review_corpus(root: Path, heldout: int) -> tuple[list[str], list[str]]:
+    """(IMDB ``train/`` + ``train/unsup`` reviews for training, ``heldout`` unsup reviews held out); never test/."""
     from ulmfit_jax.text_files import iter_text_files
 
     tar = root / "imdb" / "aclImdb_v1_text.tar.gz"
@@ -128,11 +129,7 @@ def review_corpus(root: Path, heldout: int, max_reviews: int | None = None) -> t
     unsup = [i for i, n in enumerate(names) if n.startswith("train/unsup/")]
     held = set(np.random.default_rng(IMDB_HELDOUT_SEED).choice(unsup, size=min(heldout, len(unsup)),
                                                                  replace=False).tolist())
-    train = [i for i in range(len(texts)) if i not in held]
-    if max_reviews is not None and max_reviews < len(train):
-        rng = np.random.default_rng(IMDB_HELDOUT_SEED + 1)
-        train = sorted(rng.choice(train, size=max_reviews, replace=False).tolist())
-    return [texts[i] for i in train], [texts[i] for i in sorted(held)]
+    return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
 
 
 class CurveLogger(Callback):
@@ -205,8 +202,8 @@ def plot_curve(rows: list[dict], path: Path, title: str) -> Path | None:
 
 def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs: int, lr: float, bs: int,
              drop_mult: float, seed: int = 0, max_vocab: int = 60000, heldout: list[str] | None = None,
-             ckpt_minutes: float = 5.0, corpus_note: str = "", ckpt_steps: int | None = None,
-             curve_every: int = 20) -> dict:
+             ckpt_minutes: float = 5.0, corpus_note: str = "", extra_cbs: Sequence[Callback] = (),
+             ckpt_steps: int | None = None, curve_every: int = 20) -> dict:
     """Train from scratch with one-cycle, checkpointing every ``ckpt_minutes`` (a rerun resumes), then write
     lm.pth + itos.pkl (fastai), lm.npz + vocab.json (shipped format), report.json and the learning curve."""
     out.mkdir(parents=True, exist_ok=True)
@@ -227,7 +224,7 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
         print(f"resuming from {ckpt_dir}", flush=True)
     t0 = time.perf_counter()
     cbs = [CheckpointCallback(ckpt_dir, every_n_steps=steps_per_ckpt, every_epoch=True),
-           CurveLogger(out / "curve.jsonl", every=curve_every)]
+           CurveLogger(out / "curve.jsonl", every=curve_every), *extra_cbs]
     learn.fit_one_cycle(epochs, lr, moms=(0.8, 0.7), cbs=cbs, resume_from=resume)
     fit_s = time.perf_counter() - t0
     loss, acc, ppl = learn.validate()
@@ -263,58 +260,69 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
     return report
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA", "../shared/data"))
-    ap.add_argument("--wikitext103", default=None, help="a WikiText-103 folder with wiki.train.tokens (GPU runs)")
-    ap.add_argument("--corpus", choices=["english", "reviews", "reviews+english"], default="english")
-    ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=5e-3)
-    ap.add_argument("--bs", type=int, default=64)
-    ap.add_argument("--drop-mult", type=float, default=0.1)
-    ap.add_argument("--max-words", type=int, default=None, help="subsample the general English corpus")
-    ap.add_argument("--english-words", type=int, default=2_000_000, help="general English words mixed in")
-    ap.add_argument("--heldout-reviews", type=int, default=1000)
-    ap.add_argument("--max-reviews", type=int, default=None, help="a random subset of the training reviews")
-    ap.add_argument("--max-vocab", type=int, default=60000, help="fastai's default; smaller is faster on a CPU")
-    ap.add_argument("--ckpt-minutes", type=float, default=5.0)
-    ap.add_argument("--out", default="models/english_lm")
-    ap.add_argument("--ship", default=None, metavar="NAME",
-                    help="copy the result into the package as the shipped pretrained LM NAME (ulmfit_jax.pretrained)")
-    a = ap.parse_args(argv)
+def corpus_from_config(c) -> tuple[list[str], list[str], list[str] | None, str]:
+    """(train, valid, IMDB held-out reviews or None, a note saying what the corpus is) for config ``c``."""
     heldout = None
-    if a.wikitext103:
-        root = Path(a.wikitext103)
+    if c.wikitext103:
+        root = Path(c.wikitext103)
         train = list(wikitext_articles(root / "wiki.train.tokens"))
         valid = list(wikitext_articles(root / "wiki.valid.tokens"))
-        note = f"WikiText-103 train ({root})"
-    else:
-        root = Path(a.data_dir)
-        words = a.english_words if a.corpus == "reviews+english" else a.max_words
-        train, valid = english_corpus(root, words)
-        note = f"general English ({sum(len(t.split()) for t in train):,} words)"
-        if a.corpus == "english":
-            pass
+        return train, valid, None, f"WikiText-103 train ({root})"
+    if c.corpus == "generated":
+        from experiments.text_lesson import generated_reviews
+
+        texts = generated_reviews(c.generated_docs).text.tolist()
+        cut = max(1, len(texts) // 10)
+        return texts[cut:], texts[:cut], None, f"{len(texts)} generated template reviews"
+    if c.corpus not in ("english", "reviews", "reviews+english"):
+        raise ValueError(f"config.corpus must be english, reviews, reviews+english or generated, got {c.corpus!r}")
+    root = Path(c.data_dir or os.environ.get("LESSON4_DATA", "../shared/data"))
+    words = c.english_words if c.corpus == "reviews+english" else c.max_words
+    train, valid = english_corpus(root, words)
+    note = f"general English ({sum(len(t.split()) for t in train):,} words)"
+    if c.corpus != "english":
+        reviews, heldout = review_corpus(root, c.heldout_reviews, c.max_reviews)
+        rw = sum(len(t.split()) for t in reviews)
+        if c.corpus == "reviews":
+            train, note = reviews, f"IMDB train+unsup reviews ({len(reviews):,} reviews, {rw:,} words)"
         else:
-            reviews, heldout = review_corpus(root, a.heldout_reviews, a.max_reviews)
-            rw = sum(len(t.split()) for t in reviews)
-            if a.corpus == "reviews":
-                train, note = reviews, f"IMDB train+unsup reviews ({len(reviews):,} reviews, {rw:,} words)"
-            else:
-                train = train + reviews
-                note += f" + IMDB train+unsup reviews ({len(reviews):,} reviews, {rw:,} words)"
-    report = pretrain(train, valid, Path(a.out), SIZES[a.size], a.epochs, a.lr, a.bs, a.drop_mult,
-                      max_vocab=a.max_vocab, heldout=heldout, ckpt_minutes=a.ckpt_minutes, corpus_note=note)
-    if a.ship:
+            train = train + reviews
+            note += f" + IMDB train+unsup reviews ({len(reviews):,} reviews, {rw:,} words)"
+    return train, valid, heldout, note
+
+
+def run(c, workdir: Path | None = None) -> dict:
+    """Pretrain as config ``c`` says into ``c.out`` (default: ``workdir``), which also gets the config, host facts,
+    per-epoch metrics (JSON lines, TensorBoard) and a checkpoint on SIGTERM."""
+    from experiments.launch import host_info
+    from experiments.preemption import SaveOnPreemption
+    from experiments.workdir import MetricsCallback, Workdir
+
+    if c.size not in SIZES:
+        raise ValueError(f"config.size must be one of {sorted(SIZES)}, got {c.size!r}")
+    config = dict(SIZES[c.size]) | {k: v for k, v in c.model.items() if v is not None}
+    out = Path(c.out or workdir or "models/english_lm")
+    train, valid, heldout, note = corpus_from_config(c)
+    with Workdir(out, c, host_info()) as wd:
+        cbs = [MetricsCallback(wd.metrics, "pretrain"), SaveOnPreemption(wd.preemption)]
+        report = pretrain(train, valid, out, config, c.epochs, c.lr, c.bs, c.drop_mult, seed=c.seed,
+                          max_vocab=c.max_vocab, heldout=heldout, ckpt_minutes=c.ckpt_minutes, corpus_note=note,
+                          extra_cbs=cbs)
+    if c.ship:
         from ulmfit_jax.pretrained import ship_model
 
         desc = (f"AWD-LSTM {report['config']}, {report['train_tokens']:,} tokens x {report['epochs']} epoch(s) of "
                 f"{report['corpus']}; WikiText-103 test perplexity {report['wikitext103_test']['perplexity']:.1f}"
                 + (f", IMDB held-out {report['imdb_heldout']['perplexity']:.1f}" if "imdb_heldout" in report else ""))
-        entry = ship_model(a.ship, Path(a.out) / "lm.npz", Path(a.out) / "vocab.json", report["config"], desc)
-        print(f"shipped as {a.ship!r}: {entry}")
+        entry = ship_model(c.ship, out / "lm.npz", out / "vocab.json", report["config"], desc)
+        print(f"shipped as {c.ship!r}: {entry}")
     return report
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from experiments.launch import CONFIGS, run_script
+
+    return run_script(run, CONFIGS / "pretrain_lm_cpu.py", argv)
 
 
 if __name__ == "__main__":

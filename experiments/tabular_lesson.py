@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from experiments.tabular import fit_recipe, uci_dls
 from tabular_jax import Categorify, FillMissing, Normalize, TabularDataLoaders, accuracy, adult_sample, tabular_learner
@@ -27,8 +28,8 @@ def _fit_timed(learn, fn, *args) -> float:
     return time.perf_counter() - t0
 
 
-def run(data_dir: str | None = None, quick: bool = False) -> dict:
-    """Run the tabular part and return its key numbers."""
+def run(data_dir: str | None = None, quick: bool = False, plots_dir: Path | None = None) -> dict:
+    """Run the tabular part and return its key numbers; with ``plots_dir``, the lesson fit's loss curve there."""
     df = adult_sample(data_dir)
     print(f"adult_sample: {len(df)} rows x {df.shape[1]} columns, from {df.attrs.get('source', '?')}")
 
@@ -39,6 +40,8 @@ def run(data_dir: str | None = None, quick: bool = False) -> dict:
     learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)
     lesson_s = _fit_timed(learn, learn.fit, 1, 1e-2)
     lesson_acc = learn.validate()[1]
+    if plots_dir is not None:
+        learn.recorder.plot_loss(fname=str(plots_dir / "tabular_loss.png"))
     row, clas, probs = learn.predict(df.iloc[0])
     shown = [round(float(p), 3) for p in probs]
     print(f"predict(df.iloc[0]) -> {row['salary'].iloc[0]!r} (class {clas}, probabilities {shown}); "

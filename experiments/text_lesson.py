@@ -122,7 +122,8 @@ def gradual_unfreezing(clas, quick: bool) -> None:
     clas.fit_one_cycle(1 if quick else 2, slice(1e-3 / (2.6 ** 4), 1e-3), moms=(0.8, 0.7))
 
 
-def run(data_dir: str | None = None, quick: bool = False) -> dict:
+def run(data_dir: str | None = None, quick: bool = False, plots_dir: Path | None = None) -> dict:
+    """The text part; with ``plots_dir``, the fine-tuned LM's and the classifier's loss curves there."""
     t0 = time.perf_counter()
     data_dir = data_dir or os.environ.get("LESSON4_DATA")
     df, source = reviews(data_dir, quick)
@@ -135,6 +136,8 @@ def run(data_dir: str | None = None, quick: bool = False) -> dict:
         print("\n1) Fine-tuning the pretrained language model on the reviews")
         learn, dls_lm = fine_tune_lm(df, out, quick)
         lm_loss, lm_acc, lm_ppl = learn.validate()
+        if plots_dir is not None:
+            learn.recorder.plot_loss(fname=str(plots_dir / "text_lm_loss.png"))
         sample = learn.predict("I liked this movie because", 20 if quick else 40, temperature=0.75, seed=0)
         print(f"predict: {sample}")
         learn.save_encoder("fine_tuned_enc")
@@ -147,6 +150,8 @@ def run(data_dir: str | None = None, quick: bool = False) -> dict:
         clas.load_encoder("fine_tuned_enc")
         gradual_unfreezing(clas, quick)
         clas_acc = clas.validate()[1]
+        if plots_dir is not None:
+            clas.recorder.plot_loss(fname=str(plots_dir / "text_classifier_loss.png"))
         label, _, probs = clas.predict("I really liked this movie, the acting was brilliant!")
 
         print("\n3) The same classifier from scratch (no pretrained encoder)")

@@ -1,36 +1,42 @@
 """ULMFiT on IMDB: transfer vs from-scratch, ours vs fastai under the identical protocol; and the full lesson config.
 
     # CPU-feasible protocol as measured on a shared 2-core CPU (experiments/results/ulmfit_cpu_protocol.md):
-    python -m experiments.pretrain_lm --size tiny --max-words 3000000 --max-vocab 10000 --epochs 1 \
-        --out /tmp/u6_models/english_tiny                                   # ~20 min on 2 busy cores
-    python -m experiments.ulmfit --protocol cpu --pretrained /tmp/u6_models/english_tiny --size tiny \
-        --lm-docs 3000 --lm-epochs 1 --max-vocab 10000 --clas-train 5000 --clas-test 5000 \
-        --review-words 150 --clas-final-epochs 1 [--only ours | --only fastai] --out FILE.json
-    # (--only runs one library's side, so both sides can run as two processes; without it ours runs, then fastai)
+    python -m experiments.pretrain_lm --config experiments/configs/pretrain_lm_cpu.py --workdir runs/english_tiny
+    python -m experiments.ulmfit --config experiments/configs/imdb_cpu.py \
+        --config.pretrained=runs/english_tiny --workdir runs/imdb_cpu [--config.only=ours|fastai|scratch]
+    # (only= runs one library's side, so both sides can run as two processes; without it ours runs, then fastai)
     # the lesson itself (WT103 weights, full IMDB, 400/1152/3; for a GPU/TPU machine; downloads WT103 + IMDB
     # when online, or reads $LESSON4_DATA/imdb/aclImdb_v1_text.tar.gz)
-    python -m experiments.ulmfit --protocol lesson
+    python -m experiments.ulmfit --config experiments/configs/imdb_lesson.py --workdir runs/imdb_lesson
+    python -m experiments.ulmfit --protocol lesson          # the same (--protocol X = configs/imdb_X.py)
+    python -m experiments.ulmfit --protocol few-label --labels 200 ...   # experiments/few_label.py's protocol
+
+Config fields (experiments/configs/base_imdb.py; the former options): protocol, data_dir, pretrained, size,
+max_vocab, review_words, bs, lm.{docs, frozen_epochs, epochs, lr, unfrozen_lr, bs}, clas.{train, test, epochs,
+final_epochs, lr_mult, gradual}, scratch.{enabled, lrs}, only, xla_cache, ref_python, out; new: source/generated_reviews
+(template reviews for smoke runs), model.* (size overrides), checkpoint_every_steps.
 
 CPU protocol, identical for both libraries (same texts, same pretrained weights file, same schedule):
-  * pretrained LM: ``--pretrained DIR`` (lm.pth + itos.pkl written by experiments/pretrain_lm.py, i.e. fastai's
+  * pretrained LM: ``pretrained`` (lm.pth + itos.pkl written by experiments/pretrain_lm.py, i.e. fastai's
     format, which fastai itself loads with ``pretrained_fnames``);
-  * LM fine-tuning on ``--lm-docs`` reviews drawn at random (seed 0) from IMDB train+unsup (never test), 10% held
-    out, vocabulary of at most ``--max-vocab`` words (min_freq 3; words new to the pretrained vocabulary get the
-    mean embedding, as fastai): ``fit_one_cycle(--lm-frozen-epochs, 1e-2)`` frozen, then ``--lm-epochs``
-    unfrozen at 1e-3, moms (0.8, 0.7), drop_mult 0.3 (``--lm-lr``, ``--lm-unfrozen-lr``, ``--lm-bs`` change them);
-  * classifier on ``--clas-train`` random reviews from train/ and ``--clas-test`` from test/ (the validation set;
-    each cut to its last ``--review-words`` words when given, to fit a CPU budget), the LM's vocabulary, the
-    lesson's gradual unfreezing (2e-2; freeze_to(-2) 1e-2; freeze_to(-3) 5e-3, ``--clas-epochs`` each; unfreeze
-    1e-3 x ``--clas-final-epochs``; all four rates times ``--clas-lr-mult``), drop_mult 0.5;
+  * LM fine-tuning on ``lm.docs`` reviews drawn at random (seed 0) from IMDB train+unsup (never test), 10% held
+    out, vocabulary of at most ``max_vocab`` words (min_freq 3; words new to the pretrained vocabulary get the
+    mean embedding, as fastai): ``fit_one_cycle(lm.frozen_epochs, lm.lr=1e-2)`` frozen, then ``lm.epochs``
+    unfrozen at ``lm.unfrozen_lr=1e-3``, moms (0.8, 0.7), drop_mult 0.3, batch size ``lm.bs``;
+  * classifier on ``clas.train`` random reviews from train/ and ``clas.test`` from test/ (the validation set;
+    each cut to its last ``review_words`` words when given, to fit a CPU budget), the LM's vocabulary, the
+    lesson's gradual unfreezing (2e-2; freeze_to(-2) 1e-2; freeze_to(-3) 5e-3, ``clas.epochs`` each; unfreeze
+    1e-3 x ``clas.final_epochs``; all four rates times ``clas.lr_mult``), drop_mult 0.5;
   * from scratch (ours only): the same classifier without the pretrained/fine-tuned encoder, all layers trained
-    for the same total number of epochs in one ``fit_one_cycle(n, --scratch-lr)`` (default 1e-2; given several
-    rates, each is run and the best reported; ``--only scratch`` runs just this, e.g. as a process of its own).
-Reported: LM accuracy/perplexity, classifier accuracy (transfer, scratch; fastai transfer), wall times.
+    for the same total number of epochs in one ``fit_one_cycle(n, lr)`` for each lr of ``scratch.lrs`` (the
+    best reported; ``only=scratch`` runs just this, e.g. as a process of its own).
+Reported: LM accuracy/perplexity, classifier accuracy (transfer, scratch; fastai transfer), wall times. With
+``--workdir`` (experiments/workdir.py) each fit call is a checkpointed stage (lm_frozen, lm_unfrozen, clas_0..3,
+scratch_<lr>): a rerun resumes, SIGTERM saves first.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -39,12 +45,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
+from experiments.launch import CONFIGS, host_info, run_script
 from experiments.lesson4 import enable_compilation_cache
 from experiments.pretrain_lm import SIZES
+from experiments.workdir import Workdir
 from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, text_classifier_learner
 from ulmfit_jax.text_files import iter_text_files
 
@@ -100,14 +109,19 @@ def read_imdb(path: Path, lm_docs: int | None, n_train: int | None, n_test: int 
     return lm, clas
 
 
-def _fit_clas_schedule(learn, schedule, moms=(0.8, 0.7)):
-    for stage, epochs, lr in schedule:
+def _no_workdir(stage: str) -> dict:
+    return {}
+
+
+def _fit_clas_schedule(learn, schedule, moms=(0.8, 0.7), fit_kw=_no_workdir):
+    for i, (stage, epochs, lr) in enumerate(schedule):
         if stage is not None:
             learn.freeze_to(stage) if stage != 0 else learn.unfreeze()
-        learn.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=moms)
+        learn.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=moms,
+                            **fit_kw(f"clas_{i}"))
 
 
-def _scratch(dls, config: dict, a, workdir: Path, res: dict) -> None:
+def _scratch(dls, config: dict, a, workdir: Path, res: dict, fit_kw=_no_workdir) -> None:
     """The from-scratch classifier at each ``--scratch-lr``; ``scratch_accuracy`` is the best of them."""
     n_epochs = sum(e for _, e, _ in a.schedule)
     runs = []
@@ -115,7 +129,7 @@ def _scratch(dls, config: dict, a, workdir: Path, res: dict) -> None:
         t0 = time.perf_counter()
         scratch = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False,
                                           path=workdir, seed=1)
-        scratch.fit_one_cycle(n_epochs, lr, moms=(0.8, 0.7))
+        scratch.fit_one_cycle(n_epochs, lr, moms=(0.8, 0.7), **fit_kw(f"scratch_{lr:g}"))
         runs.append({"lr": lr, "accuracy": scratch.validate()[1], "seconds": time.perf_counter() - t0})
         print(f"scratch lr {lr}: accuracy {runs[-1]['accuracy']:.4f} ({runs[-1]['seconds']:.0f}s)", flush=True)
     best = max(runs, key=lambda r: r["accuracy"])
@@ -129,20 +143,26 @@ def _clas_dls(clas_df: pd.DataFrame, vocab: list[str], bs: int) -> TextDataLoade
                                    text_vocab=vocab, bs=bs, seed=0)
 
 
-def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, workdir: Path) -> dict:
+def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, workdir: Path,
+         wd: Workdir | None = None) -> dict:
+    """Our side: LM fine-tuning, the transfer classifier, the scratch classifier; with ``wd``, every fit call
+    checkpoints into (and resumes from) its stage folder and the loss curves go to its plots."""
+    fit_kw = wd.fit_kwargs if wd is not None else _no_workdir
     res: dict = {}
     t0 = time.perf_counter()
     dls_lm = TextDataLoaders.from_df(pd.DataFrame({"text": lm_texts}), text_col="text", is_lm=True, valid_pct=0.1,
                                      bs=a.lm_bs, seed=0, max_vocab=a.max_vocab)
     res["lm_vocab"], res["lm_train_tokens"] = len(dls_lm.vocab), dls_lm.train.n_tokens
     if a.only == "scratch":  # the LM's vocabulary only: the from-scratch classifier as its own process
-        _scratch(_clas_dls(clas_df, dls_lm.vocab, a.bs), config, a, workdir, res)
+        _scratch(_clas_dls(clas_df, dls_lm.vocab, a.bs), config, a, workdir, res, fit_kw)
         return res
     pretrained = dict(pretrained_fnames=pre) if pre else dict(pretrained=a.protocol == "lesson")
     learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, config=config, path=workdir, **pretrained)
-    learn.fit_one_cycle(a.lm_frozen_epochs, a.lm_lr, moms=(0.8, 0.7))
+    learn.fit_one_cycle(a.lm_frozen_epochs, a.lm_lr, moms=(0.8, 0.7), **fit_kw("lm_frozen"))
     learn.unfreeze()
-    learn.fit_one_cycle(a.lm_epochs, a.lm_unfrozen_lr, moms=(0.8, 0.7))
+    learn.fit_one_cycle(a.lm_epochs, a.lm_unfrozen_lr, moms=(0.8, 0.7), **fit_kw("lm_unfrozen"))
+    if wd is not None:
+        wd.plot_loss(learn, "lm_loss.png")
     _, res["lm_accuracy"], res["lm_perplexity"] = learn.validate()
     res["lm_sample"] = learn.predict("I liked this movie because", 30, temperature=0.75, seed=0)
     learn.save_encoder("fine_tuned_enc")
@@ -152,11 +172,13 @@ def ours(lm_texts, clas_df, pre: tuple[Path, Path] | None, config: dict, a, work
     dls = _clas_dls(clas_df, dls_lm.vocab, a.bs)
     clas = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False, path=workdir)
     clas.load_encoder("fine_tuned_enc")
-    _fit_clas_schedule(clas, a.schedule)
+    _fit_clas_schedule(clas, a.schedule, fit_kw=fit_kw)
+    if wd is not None:
+        wd.plot_loss(clas, "clas_loss.png")
     res["clas_accuracy"] = clas.validate()[1]
     res["clas_seconds"] = time.perf_counter() - t0
     if a.scratch:
-        _scratch(dls, config, a, workdir, res)
+        _scratch(dls, config, a, workdir, res, fit_kw)
     return res
 
 
@@ -191,56 +213,58 @@ def _write(out: str | None, result: dict) -> None:
         os.replace(tmp, out)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--protocol", choices=["cpu", "lesson"], default="cpu")
-    ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA"))
-    ap.add_argument("--pretrained", default=None, help="folder with lm.pth + itos.pkl (experiments/pretrain_lm)")
-    ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
-    ap.add_argument("--lm-docs", type=int, default=4000)
-    ap.add_argument("--clas-train", type=int, default=2000)
-    ap.add_argument("--clas-test", type=int, default=2000)
-    ap.add_argument("--lm-frozen-epochs", type=int, default=1)
-    ap.add_argument("--lm-epochs", type=int, default=2)
-    ap.add_argument("--clas-final-epochs", type=int, default=2)
-    ap.add_argument("--clas-epochs", type=int, default=1,
-                    help="epochs of each of the first three classifier stages (frozen, freeze_to(-2), freeze_to(-3))")
-    ap.add_argument("--clas-lr-mult", type=float, default=1.0,
-                    help="multiplies the lesson's classifier stage learning rates (2e-2, 1e-2, 5e-3, 1e-3)")
-    ap.add_argument("--lm-lr", type=float, default=1e-2, help="LM fine-tuning learning rate, frozen stage")
-    ap.add_argument("--lm-unfrozen-lr", type=float, default=1e-3, help="LM fine-tuning learning rate, unfrozen")
-    ap.add_argument("--scratch-lr", type=float, nargs="+", default=[1e-2],
-                    help="from-scratch classifier's fit_one_cycle lr; several: each is run, the best is reported")
-    ap.add_argument("--bs", type=int, default=64)
-    ap.add_argument("--lm-bs", type=int, default=None, help="LM fine-tuning batch size (default: --bs)")
-    ap.add_argument("--max-vocab", type=int, default=60000, help="LM vocabulary cap (fastai's default 60000)")
-    ap.add_argument("--review-words", type=int, default=None, help="keep each classifier review's last N words")
-    ap.add_argument("--only", choices=["ours", "fastai", "scratch"], default=None,
-                    help="run one library's side only ('scratch': only our from-scratch classifier)")
-    ap.add_argument("--xla-cache", default=None, help="persistent XLA compilation cache folder (default: the "
-                    "lesson's, $LESSON4_XLA_CACHE or ~/.cache/lesson4_jax/xla); 'none' to disable")
-    ap.add_argument("--no-scratch", dest="scratch", action="store_false")
-    ap.add_argument("--ref-python", default=DEFAULT_REF if Path(DEFAULT_REF).exists() else "")
-    ap.add_argument("--out", default=None)
-    a = ap.parse_args(argv)
-    if a.protocol == "lesson":  # the lesson's numbers: full data, full model, WT103 weights, lesson epochs
-        a.size, a.lm_docs, a.clas_train, a.clas_test = "full", None, None, None
-        a.lm_frozen_epochs, a.lm_epochs = LESSON["lm_frozen"][0], LESSON["lm_unfrozen"][0]
-        a.clas_final_epochs = LESSON["clas"][-1][1]
-    m, e = a.clas_lr_mult, a.clas_epochs
-    a.schedule = [(None, e, 2e-2 * m), (-2, e, 1e-2 * m), (-3, e, 5e-3 * m), (0, a.clas_final_epochs, 1e-3 * m)]
-    a.lm_bs = a.lm_bs or a.bs
-    config = SIZES[a.size]
+def options(c) -> SimpleNamespace:
+    """The config as the flat option names the protocol functions use (the former command-line options)."""
+    e, m = c.clas.epochs, c.clas.lr_mult
+    schedule = [(None, e, 2e-2 * m), (-2, e, 1e-2 * m), (-3, e, 5e-3 * m), (0, c.clas.final_epochs, 1e-3 * m)]
+    if not c.clas.gradual:  # the frozen and the unfrozen stage only (fewer compiled programs: smoke runs)
+        schedule = [schedule[0], schedule[-1]]
+    return SimpleNamespace(
+        protocol=c.protocol, data_dir=c.data_dir or os.environ.get("LESSON4_DATA"), pretrained=c.pretrained or None,
+        size=c.size, lm_docs=c.lm.docs, clas_train=c.clas.train, clas_test=c.clas.test,
+        lm_frozen_epochs=c.lm.frozen_epochs, lm_epochs=c.lm.epochs, clas_final_epochs=c.clas.final_epochs,
+        clas_epochs=e, clas_lr_mult=m, lm_lr=c.lm.lr, lm_unfrozen_lr=c.lm.unfrozen_lr,
+        scratch_lr=list(c.scratch.lrs), bs=c.bs, lm_bs=c.lm.bs or c.bs, max_vocab=c.max_vocab,
+        review_words=c.review_words, only=c.only or None, xla_cache=c.xla_cache or None,
+        scratch=c.scratch.enabled, ref_python=c.ref_python, out=c.out or None, schedule=schedule)
+
+
+def model_config(c) -> dict:
+    """The AWD-LSTM size's fields, overridden by any set ``model.*`` field."""
+    if c.size not in SIZES:
+        raise ValueError(f"config.size must be one of {sorted(SIZES)}, got {c.size!r}")
+    return dict(SIZES[c.size]) | {k: v for k, v in c.model.items() if v is not None}
+
+
+def generated_imdb(n: int, review_words: int | None = None) -> tuple[list[str], pd.DataFrame]:
+    """(LM texts, classifier frame) from template reviews with a known label: smoke runs without IMDB."""
+    from experiments.text_lesson import generated_reviews
+
+    df = generated_reviews(n)
+    return df.text.tolist(), df.assign(text=[last_words(t, review_words) for t in df.text])
+
+
+def run(c, workdir: Path | None = None) -> dict:
+    """The protocol of config ``c``; with ``workdir``, its config, metrics, plots, checkpoints and results."""
+    a = options(c)
+    if a.protocol not in ("cpu", "lesson", "smoke"):
+        raise ValueError(f"config.protocol must be cpu, lesson or smoke, got {a.protocol!r}")
+    config = model_config(c)
     pre = None
     if a.pretrained:
         pre = (Path(a.pretrained) / "lm.pth", Path(a.pretrained) / "itos.pkl")
     elif a.protocol == "cpu":
-        raise SystemExit("--protocol cpu needs --pretrained DIR (run experiments.pretrain_lm first)")
+        raise SystemExit("protocol cpu needs config.pretrained=DIR (run experiments.pretrain_lm first)")
     t0 = time.perf_counter()
-    lm_texts, clas_df = read_imdb(imdb_texts(a.data_dir), a.lm_docs, a.clas_train, a.clas_test,
-                                  review_words=a.review_words)
-    print(f"IMDB: {len(lm_texts)} LM documents (train+unsup), classifier {int((~clas_df.is_valid).sum())} train / "
-          f"{int(clas_df.is_valid.sum())} test reviews ({time.perf_counter() - t0:.0f}s to read)")
+    if c.source == "generated":
+        lm_texts, clas_df = generated_imdb(c.generated_reviews, a.review_words)
+    elif c.source == "imdb":
+        lm_texts, clas_df = read_imdb(imdb_texts(a.data_dir), a.lm_docs, a.clas_train, a.clas_test,
+                                      review_words=a.review_words)
+    else:
+        raise ValueError(f"config.source must be imdb or generated, got {c.source!r}")
+    print(f"{c.source}: {len(lm_texts)} LM documents, classifier {int((~clas_df.is_valid).sum())} train / "
+          f"{int(clas_df.is_valid.sum())} validation reviews ({time.perf_counter() - t0:.0f}s to read)")
     if a.xla_cache != "none":  # the scratch classifier then reuses the transfer run's compiled programs
         enable_compilation_cache(a.xla_cache)
     result = {"protocol": a.protocol, "size": a.size, "config": config, "max_vocab": a.max_vocab,
@@ -250,16 +274,48 @@ def main(argv: list[str] | None = None) -> dict:
               "scratch_lr": a.scratch_lr,
               "schedule": a.schedule, "clas_train": int((~clas_df.is_valid).sum()),
               "clas_test": int(clas_df.is_valid.sum())}
-    with tempfile.TemporaryDirectory() as d:
+    with Workdir(workdir, c, host_info(), c.checkpoint_every_steps or None) as wd, \
+            tempfile.TemporaryDirectory() as d:
+        path = wd.path or Path(d)
         if a.only != "fastai":
-            result["ours"] = ours(lm_texts, clas_df, pre, config, a, Path(d))
+            result["ours"] = ours(lm_texts, clas_df, pre, config, a, path, wd)
             print(json.dumps(result["ours"], indent=1), flush=True)
             _write(a.out, result)  # kept even if the fastai side fails
+            wd.write_json("results.json", result)
         if pre is not None and a.only not in ("ours", "scratch"):
             result["fastai"] = fastai_side(lm_texts, clas_df, pre, config, a, Path(d))
             print(json.dumps(result["fastai"], indent=1), flush=True)
             _write(a.out, result)
+            wd.write_json("results.json", result)
     return result
+
+
+def _protocol_arg(argv: list[str]) -> tuple[str | None, list[str]]:
+    """``--protocol X`` / ``--protocol=X`` taken out of ``argv``: (X or None, the other arguments)."""
+    for i, arg in enumerate(argv):
+        if arg == "--protocol" and i + 1 < len(argv):
+            return argv[i + 1], argv[:i] + argv[i + 2:]
+        if arg.startswith("--protocol="):
+            return arg.split("=", 1)[1], argv[:i] + argv[i + 1:]
+    return None, argv
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``--config FILE`` (default imdb_cpu.py) and ``--workdir``; ``--protocol few-label ...`` hands the rest to
+    experiments.few_label; ``--protocol cpu|lesson|smoke`` is shorthand for that config file."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    protocol, rest = _protocol_arg(argv)
+    if protocol == "few-label":
+        from experiments import few_label
+
+        return few_label.main(rest)
+    if protocol is not None:
+        config = CONFIGS / f"imdb_{protocol}.py"
+        if not config.is_file():
+            raise SystemExit(f"--protocol {protocol}: no config {config} (few-label, cpu, lesson or smoke)")
+        if not any(x == "--config" or x.startswith("--config=") for x in rest):
+            rest = ["--config", str(config), *rest]
+    return run_script(run, CONFIGS / "imdb_cpu.py", rest)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,23 @@
+"""The main job leaves its pictures and results.json in its output folder and says where (tabular and collab parts,
+quick; the text part's two curves go through the same plumbing)."""
+
+from __future__ import annotations
+
+import json
+
+from experiments import lesson4
+
+
+def test_main_job_writes_pictures_and_results_into_its_output_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("LESSON4_DATA", raising=False)
+    monkeypatch.setenv("LESSON4_XLA_CACHE", str(tmp_path / "xla"))
+    monkeypatch.setenv("LESSON4_CACHE", str(tmp_path / "downloads"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("experiments.collab_lesson.locate", lambda data_dir, download: (None, "offline (test)"))
+    out = tmp_path / "out"
+    lesson4.main(["--part", "tabular", "--part", "collab", "--quick", "--out", str(out)])
+    assert sorted(p.name for p in out.glob("*.png")) == ["collab_loss.png", "tabular_loss.png"]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"tabular", "collab"} and results["collab"]["data"] == "generated"
+    assert f"results.json are in {out}" in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.png"))  # nothing dropped in the working directory
