@@ -14,8 +14,9 @@ pretraining of its own, and follows the lesson's recipe through the same code pa
      mean embedding) and freezes; ``fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))``, ``unfreeze()``, more at 1e-3;
      ``predict('I liked this movie because', 40, temperature=0.75)``; ``save_encoder('fine_tuned_enc')``.
   2. *Classifier*: ``text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5)``, ``load_encoder``, gradual
-     unfreezing: ``fit_one_cycle(1, 2e-2)``, ``freeze_to(-2)``, ``freeze_to(-3)``, ``unfreeze()`` with the
-     lesson's discriminative rates ``slice(lr/2.6**4, lr)``. Reviews keep their last 288 tokens (144 quick).
+     unfreezing: ``fit_one_cycle(1, 2e-2)``, ``freeze_to(-2)``, ``freeze_to(-3)``, ``unfreeze()`` with
+     discriminative rates ``slice(lr/2.6**4, lr)`` (the later stages at 1e-2, see ``STAGE_LRS``). Reviews
+     keep their last 288 tokens (144 quick).
   3. *From scratch*: the same classifier, random init, as many epochs in one ``fit_one_cycle(n, 1e-2)``: the
      gap between 2 and 3 is the transfer.
 Reviews: fastai's IMDB sample (``imdb/imdb_sample/texts.csv``, 800 train / 200 valid) when present, else a
@@ -110,16 +111,23 @@ def fine_tune_lm(df: pd.DataFrame, out: Path, quick: bool):
     return learn, dls_lm
 
 
-def gradual_unfreezing(clas, quick: bool) -> None:
-    """The lesson's four stages (quick: the first and the last)."""
-    clas.fit_one_cycle(1, 2e-2, moms=(0.8, 0.7))
+# The lesson's stage rates (2e-2, 1e-2, 5e-3, 1e-3) are for the 400/1152/3 WT103 model. The small shipped LM's
+# pooled features are weak until its encoder adapts (experiments/results/probe_encoder.json), so the unfrozen
+# stages here run at 1e-2: measured on the generated reviews, the lesson's rates left the classifier at chance
+# (0.529 after all four stages) while unfreezing at 1e-2 reached 0.97 in two epochs.
+STAGE_LRS = (2e-2, 1e-2, 1e-2, 1e-2)
+
+
+def gradual_unfreezing(clas, quick: bool, lrs: tuple[float, ...] = STAGE_LRS) -> None:
+    """The lesson's four stages with discriminative rates ``slice(lr/2.6**4, lr)`` (quick: first and last)."""
+    clas.fit_one_cycle(1, lrs[0], moms=(0.8, 0.7))
     if not quick:
         clas.freeze_to(-2)
-        clas.fit_one_cycle(1, slice(1e-2 / (2.6 ** 4), 1e-2), moms=(0.8, 0.7))
+        clas.fit_one_cycle(1, slice(lrs[1] / (2.6 ** 4), lrs[1]), moms=(0.8, 0.7))
         clas.freeze_to(-3)
-        clas.fit_one_cycle(1, slice(5e-3 / (2.6 ** 4), 5e-3), moms=(0.8, 0.7))
+        clas.fit_one_cycle(1, slice(lrs[2] / (2.6 ** 4), lrs[2]), moms=(0.8, 0.7))
     clas.unfreeze()
-    clas.fit_one_cycle(1 if quick else 2, slice(1e-3 / (2.6 ** 4), 1e-3), moms=(0.8, 0.7))
+    clas.fit_one_cycle(1 if quick else 2, slice(lrs[3] / (2.6 ** 4), lrs[3]), moms=(0.8, 0.7))
 
 
 def run(data_dir: str | None = None, quick: bool = False, plots_dir: Path | None = None) -> dict:
