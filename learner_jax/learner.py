@@ -25,6 +25,7 @@ from learner_jax.callbacks import Callback, CancelFitException, NormLoggerCallba
 from learner_jax.checkpoint import TrainingCheckpoints, load_tree, save_tree
 from learner_jax.data import DataLoaders, Loader, prefetch
 from learner_jax.metrics import Metric, as_metric
+from learner_jax.precision import compute_dtype_of, set_compute_dtype
 from learner_jax.progress import EpochTable, batch_bar
 from learner_jax.recorder import Recorder
 from learner_jax.sharding import check_batch_size, data_mesh, replicate, replicated, shard_batch
@@ -162,6 +163,7 @@ class Learner:
     def _jit(self, kind: str, *extra) -> Callable:
         """Jitted steps, cached per freeze stage; ``n_traces`` counts compilations (tests use it)."""
         key = (kind, *extra) if kind in ("eval", "predict") else (kind, self.n_frozen, self.log_norms, *extra)
+        key = (*key, str(self.compute_dtype))  # the graph carries the compute dtype: one program set per dtype
         if key not in self._jits:
             spec = self.spec
             fn = {"train": lambda: make_train_step(spec), "eval": lambda: make_eval_step(spec),
@@ -193,6 +195,30 @@ class Learner:
 
     def _fresh_carry(self, bs: int):
         return replicate(self.init_carry(bs), self.mesh) if self.init_carry else None
+
+    # ---------------------------------------------------------------- precision
+    @property
+    def compute_dtype(self) -> Any:
+        """None (float32) or ``jnp.bfloat16``: the dtype of the model's matmul inputs."""
+        cached = getattr(self, "_dtype_of", None)
+        if cached is None or cached[0] is not self.graphdef:  # read from the graph once per graph
+            self._dtype_of = (self.graphdef, compute_dtype_of(self.model))
+        return self._dtype_of[1]
+
+    def to_bf16(self) -> Learner:
+        """Mixed precision (fastai's ``to_fp16`` idea, in bfloat16): matmul inputs in bfloat16, accumulated in
+        float32; weights, optimizer state, cell state, loss, softmax and BatchNorm statistics stay float32, so
+        checkpoints are the same in both modes and no loss scaling is needed. Recompiles once; returns self."""
+        return self._set_compute_dtype(jnp.bfloat16)
+
+    def to_fp32(self) -> Learner:
+        """Back to float32 matmuls (programs compiled before in float32 are reused); returns self."""
+        return self._set_compute_dtype(None)
+
+    def _set_compute_dtype(self, dtype) -> Learner:
+        model = set_compute_dtype(self.model, dtype)
+        self.graphdef = nnx.split(model, nnx.Param, ...)[0]
+        return self
 
     # ---------------------------------------------------------------- freezing
     def freeze_to(self, n: int) -> None:
