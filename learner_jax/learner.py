@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from learner_jax import optim
@@ -95,7 +96,11 @@ class Learner:
     ``splitter(path) -> group index`` assigns parameters to layer groups (discriminative learning rates,
     freezing); ``init_carry(bs)`` builds the recurrent state of stateful models; ``device_epoch=True`` runs
     each training epoch as one ``lax.scan`` on device when the training loader exposes ``.arrays``.
+    ``freeze_as_data`` (class or instance attribute): freezing zeroes frozen groups' updates through a mask in the
+    optimizer state instead of compiling a step per freeze stage (gradients of frozen groups are still computed).
     """
+
+    freeze_as_data: bool = False
 
     def __init__(self, dls: DataLoaders, model: nnx.Module, loss_func: Callable, metrics=None,
                  splitter: Callable[[tuple], int] | None = None, lr: float = 1e-3, wd: float = 0.01,
@@ -154,15 +159,22 @@ class Learner:
 
     @property
     def spec(self) -> StepSpec:
-        trainable = tuple(i for i, g in enumerate(self.groups)
-                          if g >= self.n_frozen or (self.train_bn and self.is_norm[i]))
+        if self.freeze_as_data:  # every leaf gets a gradient; the optimizer state's mask zeroes frozen updates
+            trainable = tuple(range(len(self.groups)))
+            exempt = tuple(self.train_bn and n for n in self.is_norm)
+        else:
+            trainable = tuple(i for i, g in enumerate(self.groups)
+                              if g >= self.n_frozen or (self.train_bn and self.is_norm[i]))
+            exempt = None
         return StepSpec(self.graphdef, self.loss_func, tuple(self.metrics), trainable,
                         tuple(self.groups[i] for i in trainable), tuple(self.decay[i] for i in trainable),
-                        self.n_groups, self.clip, self.init_carry is not None, log_norms=self.log_norms)
+                        self.n_groups, self.clip, self.init_carry is not None, log_norms=self.log_norms,
+                        exempt=exempt)
 
     def _jit(self, kind: str, *extra) -> Callable:
         """Jitted steps, cached per freeze stage; ``n_traces`` counts compilations (tests use it)."""
-        key = (kind, *extra) if kind in ("eval", "predict") else (kind, self.n_frozen, self.log_norms, *extra)
+        stage = -1 if self.freeze_as_data else self.n_frozen  # freezing as data: one program for all stages
+        key = (kind, *extra) if kind in ("eval", "predict") else (kind, stage, self.log_norms, *extra)
         key = (*key, str(self.compute_dtype))  # the graph carries the compute dtype: one program set per dtype
         if key not in self._jits:
             spec = self.spec
@@ -174,6 +186,7 @@ class Learner:
                 self.n_traces[_kind] += 1
                 return _fn(*args)
 
+            counted.__name__ = f"{kind}_step"  # names the program in compile logs
             self._jits[key] = jax.jit(counted)
         return self._jits[key]
 
@@ -225,8 +238,24 @@ class Learner:
         """Freeze layer groups ``[:n]`` (norm layers stay trainable); clears the optimizer state as fastai."""
         n_frozen = n if n >= 0 else self.n_groups + n
         self.n_frozen = int(min(max(n_frozen, 0), self.n_groups))
+        if self.freeze_as_data:
+            self.state = self.state.replace(opt_state=replicate(self._fresh_opt_state(), self.mesh))
+            return
         self.state = self.state.replace(opt_state=replicate(
             _init_opt_state(self.spec, self.state.params, self.state.sched), self.mesh))
+
+    def _fresh_opt_state(self):
+        """A fresh optimizer state whose frozen-groups mask says ``n_frozen`` (one program for every stage)."""
+        key = ("opt_init", self.log_norms)
+        if key not in self._jits:
+            spec = self.spec
+
+            def fresh(params, sched, frozen):
+                return optax.tree_utils.tree_set(init_opt_state(spec, params, sched), frozen=frozen)
+
+            self._jits[key] = jax.jit(fresh)
+        frozen = jnp.asarray(np.arange(self.n_groups) < self.n_frozen, jnp.float32)
+        return self._jits[key](self.state.params, self.state.sched, frozen)
 
     def freeze(self) -> None:
         self.freeze_to(-1)

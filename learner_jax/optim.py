@@ -133,12 +133,35 @@ def expand_moms(moms: Sequence[float]) -> tuple[float, float, float]:
     return moms
 
 
+class FrozenGroupsState(NamedTuple):
+    """Which layer groups are frozen, as data: (n_groups,) float, 1.0 for a frozen group."""
+
+    frozen: jax.Array
+
+
+def freeze_groups(labels: Sequence[int], exempt: Sequence[bool], n_groups: int) -> optax.GradientTransformation:
+    """Zero the updates of frozen layer groups, the mask being an array in the optimizer state (as the learning
+    rates are arrays in the schedule): ``freeze_to`` then changes data, not the compiled step. ``exempt`` leaves
+    (norm layers under ``train_bn``) always train. Starts with nothing frozen."""
+
+    def init(params):
+        return FrozenGroupsState(jnp.zeros((n_groups,), jnp.float32))
+
+    def update(updates, state, params=None):
+        keep = 1.0 - state.frozen
+        return [u if ex else u * keep[g] for u, g, ex in zip(updates, labels, exempt)], state
+
+    return optax.GradientTransformation(init, update)
+
+
 def adamw(hypers: Hypers, labels: Sequence[int], decay_mask: Sequence[bool], n_groups: int,
-          b2: float = 0.99, eps: float = 1e-5, clip: float | None = None) -> optax.GradientTransformation:
+          b2: float = 0.99, eps: float = 1e-5, clip: float | None = None,
+          exempt: Sequence[bool] | None = None) -> optax.GradientTransformation:
     """fastai v2 AdamW over a *list* of trainable leaves; ``labels[i]`` is leaf i's layer group.
 
     Built inside the step from traced ``hypers``: its state structure never depends on their values, so new
     learning rates reuse the compiled step. Per-group learning rates go through ``optax.partition`` labels.
+    With ``exempt`` (one flag per leaf), freezing is data too: :func:`freeze_groups` ends the chain.
     """
     # only groups with trainable leaves: optax.partition wants a transform for each label present
     per_group = {g: optax.scale_by_learning_rate(hypers.lr[g]) for g in sorted(set(labels))}
@@ -149,4 +172,6 @@ def adamw(hypers: Hypers, labels: Sequence[int], decay_mask: Sequence[bool], n_g
     ]
     if clip is not None:
         parts.insert(0, optax.clip_by_global_norm(clip))
+    if exempt is not None:
+        parts.append(freeze_groups(labels, exempt, n_groups))
     return optax.chain(*parts)

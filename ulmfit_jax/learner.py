@@ -172,7 +172,13 @@ class LMLearner(TextLearner):
 
 
 class TextClassifierLearner(TextLearner):
-    """A text classifier learner (fastai's ``TextLearner`` built by ``text_classifier_learner``)."""
+    """A text classifier learner (fastai's ``TextLearner`` built by ``text_classifier_learner``).
+
+    Freezing is data (``Learner.freeze_as_data``): the gradual-unfreezing chain compiles one training step for
+    all four stages instead of one per stage (measured in experiments/results/compile.md).
+    """
+
+    freeze_as_data = True
 
     classes: list | None = None
 
