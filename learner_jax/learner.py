@@ -143,7 +143,7 @@ class Learner:
         sched = optim.constant(np.full(self.n_groups, lr), 0.9, 0, wd)
         spec = self.spec
         carry = self.init_carry(dls.train.bs) if self.init_carry else None
-        self.state = replicate(TrainState(step=jnp.asarray(0, jnp.int32), params=params, model_state=model_state,
+        self.state = replicate(TrainState(step=jax.device_put(np.int32(0)), params=params, model_state=model_state,
                                           opt_state=_init_opt_state(spec, params, sched), carry=carry,
                                           sched=sched), self.mesh)
 

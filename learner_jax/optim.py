@@ -52,14 +52,16 @@ class Hypers(NamedTuple):
 
 
 def _f32(x) -> jax.Array:
-    return jnp.asarray(x, jnp.float32)
+    # cast on the host and device_put: jnp.asarray compiles a small program per shape and dtype (a cold process
+    # paid several for the schedule's fields); device_put of a NumPy array compiles nothing
+    return jax.device_put(np.asarray(x, np.float32))
 
 
 def make_schedule(lr_start, lr_mid, lr_end, mom_start, mom_mid, mom_end, pct: float, total: int,
                   first_step: int, wd: float, exp: bool = False) -> Schedule:
     return Schedule(_f32(lr_start), _f32(lr_mid), _f32(lr_end), _f32(mom_start), _f32(mom_mid), _f32(mom_end),
-                    _f32(pct), _f32(max(int(total), 1)), jnp.asarray(first_step, jnp.int32),
-                    jnp.asarray(bool(exp)), _f32(wd))
+                      _f32(pct), _f32(max(int(total), 1)), jax.device_put(np.int32(first_step)),
+                    jax.device_put(np.bool_(exp)), _f32(wd))
 
 
 def one_cycle(lrs: np.ndarray, moms: tuple[float, float, float], total: int, first_step: int, wd: float,
