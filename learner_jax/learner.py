@@ -401,7 +401,8 @@ class Learner:
         """``[valid_loss, *metrics]`` over a loader (default: the validation set)."""
         dl = self.dls.valid if dl is None else dl
         eval_fn = self._jit("eval")
-        state = self.state.replace(carry=self._fresh_carry(dl.bs))
+        # without the optimizer state: its structure changes with each freeze stage, which recompiled this step
+        state = self.state.replace(carry=self._fresh_carry(dl.bs), opt_state=None)
         acc = None
         whole = self._whole_set(dl)
         batches = [whole] if whole is not None else prefetch(dl.batches(0), size=2, put=self._shard)
