@@ -175,7 +175,7 @@ class Learner:
         """Jitted steps, cached per freeze stage; ``n_traces`` counts compilations (tests use it)."""
         stage = -1 if self.freeze_as_data else self.n_frozen  # freezing as data: one program for all stages
         key = (kind, *extra) if kind in ("eval", "predict") else (kind, stage, self.log_norms, *extra)
-        key = (*key, str(self.compute_dtype))  # the graph carries the compute dtype: one program set per dtype
+        key = (key[0], str(self.compute_dtype), *key[1:])  # the graph carries the compute dtype: programs per dtype
         if key not in self._jits:
             spec = self.spec
             fn = {"train": lambda: make_train_step(spec), "eval": lambda: make_eval_step(spec),
