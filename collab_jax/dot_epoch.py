@@ -79,10 +79,10 @@ def _is_adam(path, _value) -> bool:
 
 def make_dot_train_epoch(spec: StepSpec, names: Sequence[str], y_range: tuple[float, float] | None, l2: float,
                          bs: int, n_batches: int, renorm_every: int | None = None,
-                         permute: Permute = feistel_permutation) -> Callable:
+                         permute: Permute = feistel_permutation, compute_dtype=None) -> Callable:
     """``train_epoch(state, arrays, rng, epoch_key) -> (state, per-step metrics)``, the engine's epoch contract
     (same shuffle, same recorded loss/lr/mom), for ``EmbeddingDotBias`` parameters named ``names`` in leaf
-    order, all trainable."""
+    order, all trainable; ``compute_dtype``: the model's matmul input dtype (mixed precision)."""
     if len(spec.trainable) != len(names) or spec.clip is not None or spec.log_norms:
         raise ValueError("the row-sparse epoch needs every table trainable, no clipping and no norm logging")
     renorm_every = renorm_period(n_batches) if renorm_every is None else renorm_every
@@ -93,7 +93,8 @@ def make_dot_train_epoch(spec: StepSpec, names: Sequence[str], y_range: tuple[fl
 
     def loss_fn(rows, y, w):
         u, i, bu, bi = (rows[j] for j in position)
-        loss_sum, n = weighted_sum(spec.loss_func(dot_bias_predict(u, i, bu[:, 0], bi[:, 0], y_range), y), w)
+        preds = dot_bias_predict(u, i, bu[:, 0], bi[:, 0], y_range, compute_dtype)
+        loss_sum, n = weighted_sum(spec.loss_func(preds, y), w)
         loss = loss_sum / jnp.maximum(n, 1.0)
         aux = l2 * jnp.mean(sum(jnp.sum(jnp.square(r), axis=1) for r in rows)) if l2 else 0.0
         return loss + aux, loss

@@ -50,7 +50,7 @@ class CollabLearner(Learner):
         if (self.sparse_epoch and moms_ok and type(model) is EmbeddingDotBias and spec.clip is None
                 and not spec.log_norms and self.mesh.devices.size == 1 and len(spec.trainable) == 4):
             return make_dot_train_epoch(spec, table_leaves(self.state.params), model.y_range, model.l2, bs,
-                                        n_batches, permute=feistel_permutation)
+                                        n_batches, permute=feistel_permutation, compute_dtype=model.compute_dtype)
         return super()._make_train_epoch(spec, bs, n_batches, permute=feistel_permutation)
 
     def _frame(self, data: pd.DataFrame | tuple | Sequence[tuple]) -> pd.DataFrame:

@@ -46,9 +46,12 @@ def sigmoid_range(x: jax.Array, low: float, high: float) -> jax.Array:
 
 
 def dot_bias_predict(u: jax.Array, i: jax.Array, u_bias: jax.Array, i_bias: jax.Array,
-                     y_range: tuple[float, float] | None) -> jax.Array:
-    """The dot model's rating from looked-up rows: ``sum(u * i) + u_bias + i_bias``, squeezed into ``y_range``."""
-    res = jnp.sum(u * i, axis=1) + u_bias + i_bias
+                     y_range: tuple[float, float] | None, dtype=None) -> jax.Array:
+    """The dot model's rating from looked-up rows: ``sum(u * i) + u_bias + i_bias``, squeezed into ``y_range``;
+    ``dtype`` (mixed precision): the factors rounded to it, the products summed in float32."""
+    res = (jnp.sum(u * i, axis=1) if dtype is None else
+           jnp.einsum("bf,bf->b", u.astype(dtype), i.astype(dtype), preferred_element_type=jnp.float32))
+    res = res + u_bias + i_bias
     return res if y_range is None else sigmoid_range(res, *y_range)
 
 
@@ -80,6 +83,8 @@ class EmbeddingDotBias(nnx.Module):
     """fastai's dot model: ``sum(u * i) + u_bias + i_bias``, through ``sigmoid_range`` when ``y_range`` is set.
     ``l2`` (ours, default off) adds per-occurrence L2 on the batch's factors and biases to the training loss."""
 
+    compute_dtype = None  # the dot's input dtype (learner_jax.precision); None: float32
+
     def __init__(self, n_factors: int, n_users: int, n_items: int, y_range: tuple[float, float] | None = None,
                  l2: float = 0.0, *, rngs: nnx.Rngs):
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
@@ -93,7 +98,7 @@ class EmbeddingDotBias(nnx.Module):
         ids = _ids(x)
         users, items = ids[:, 0], ids[:, 1]
         u, i, bu, bi = self.u_weight(users), self.i_weight(items), self.u_bias(users), self.i_bias(items)
-        res = dot_bias_predict(u, i, bu[:, 0], bi[:, 0], self.y_range)
+        res = dot_bias_predict(u, i, bu[:, 0], bi[:, 0], self.y_range, self.compute_dtype)
         return _with_l2(res, self.l2, train, u, i, bu, bi)
 
 

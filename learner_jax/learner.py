@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from learner_jax import optim
@@ -32,6 +33,7 @@ from learner_jax.checkpoint import (
 )
 from learner_jax.data import DataLoaders, Loader, prefetch
 from learner_jax.metrics import Metric, as_metric, check_metrics_for_loss
+from learner_jax.precision import compute_dtype_of, set_compute_dtype
 from learner_jax.progress import EpochTable, batch_bar
 from learner_jax.recorder import Recorder
 from learner_jax.sharding import check_batch_size, data_mesh, replicate, replicated, shard_batch
@@ -101,7 +103,11 @@ class Learner:
     ``splitter(path) -> group index`` assigns parameters to layer groups (discriminative learning rates,
     freezing); ``init_carry(bs)`` builds the recurrent state of stateful models; ``device_epoch=True`` runs
     each training epoch as one ``lax.scan`` on device when the training loader exposes ``.arrays``.
+    ``freeze_as_data`` (class or instance attribute): freezing zeroes frozen groups' updates through a mask in the
+    optimizer state instead of compiling a step per freeze stage (gradients of frozen groups are still computed).
     """
+
+    freeze_as_data: bool = False
 
     def __init__(self, dls: DataLoaders, model: nnx.Module, loss_func: Callable, metrics=None,
                  splitter: Callable[[tuple], int] | None = None, lr: float = 1e-3, wd: float = 0.01,
@@ -145,7 +151,7 @@ class Learner:
         sched = optim.constant(np.full(self.n_groups, lr), 0.9, 0, wd)
         spec = self.spec
         carry = self.init_carry(dls.train.bs) if self.init_carry else None
-        self.state = replicate(TrainState(step=jnp.asarray(0, jnp.int32), params=params, model_state=model_state,
+        self.state = replicate(TrainState(step=jax.device_put(np.int32(0)), params=params, model_state=model_state,
                                           opt_state=_init_opt_state(spec, params, sched), carry=carry,
                                           sched=sched), self.mesh)
 
@@ -161,15 +167,23 @@ class Learner:
 
     @property
     def spec(self) -> StepSpec:
-        trainable = tuple(i for i, g in enumerate(self.groups)
-                          if g >= self.n_frozen or (self.train_bn and self.is_norm[i]))
+        if self.freeze_as_data:  # every leaf gets a gradient; the optimizer state's mask zeroes frozen updates
+            trainable = tuple(range(len(self.groups)))
+            exempt = tuple(self.train_bn and n for n in self.is_norm)
+        else:
+            trainable = tuple(i for i, g in enumerate(self.groups)
+                              if g >= self.n_frozen or (self.train_bn and self.is_norm[i]))
+            exempt = None
         return StepSpec(self.graphdef, self.loss_func, tuple(self.metrics), trainable,
                         tuple(self.groups[i] for i in trainable), tuple(self.decay[i] for i in trainable),
-                        self.n_groups, self.clip, self.init_carry is not None, log_norms=self.log_norms)
+                        self.n_groups, self.clip, self.init_carry is not None, log_norms=self.log_norms,
+                        exempt=exempt)
 
     def _jit(self, kind: str, *extra) -> Callable:
         """Jitted steps, cached per freeze stage; ``n_traces`` counts compilations (tests use it)."""
-        key = (kind, *extra) if kind in ("eval", "predict") else (kind, self.n_frozen, self.log_norms, *extra)
+        stage = -1 if self.freeze_as_data else self.n_frozen  # freezing as data: one program for all stages
+        key = (kind, *extra) if kind in ("eval", "predict") else (kind, stage, self.log_norms, *extra)
+        key = (key[0], str(self.compute_dtype), *key[1:])  # the graph carries the compute dtype: programs per dtype
         if key not in self._jits:
             spec = self.spec
             fn = {"train": lambda: make_train_step(spec), "eval": lambda: make_eval_step(spec),
@@ -180,6 +194,7 @@ class Learner:
                 self.n_traces[_kind] += 1
                 return _fn(*args)
 
+            counted.__name__ = f"{kind}_step"  # names the program in compile logs
             self._jits[key] = jax.jit(counted)
         return self._jits[key]
 
@@ -202,13 +217,53 @@ class Learner:
     def _fresh_carry(self, bs: int):
         return replicate(self.init_carry(bs), self.mesh) if self.init_carry else None
 
+    # ---------------------------------------------------------------- precision
+    @property
+    def compute_dtype(self) -> Any:
+        """None (float32) or ``jnp.bfloat16``: the dtype of the model's matmul inputs."""
+        cached = getattr(self, "_dtype_of", None)
+        if cached is None or cached[0] is not self.graphdef:  # read from the graph once per graph
+            self._dtype_of = (self.graphdef, compute_dtype_of(self.model))
+        return self._dtype_of[1]
+
+    def to_bf16(self) -> Learner:
+        """Mixed precision (fastai's ``to_fp16`` idea, in bfloat16): matmul inputs in bfloat16, accumulated in
+        float32; weights, optimizer state, cell state, loss, softmax and BatchNorm statistics stay float32, so
+        checkpoints are the same in both modes and no loss scaling is needed. Recompiles once; returns self."""
+        return self._set_compute_dtype(jnp.bfloat16)
+
+    def to_fp32(self) -> Learner:
+        """Back to float32 matmuls (programs compiled before in float32 are reused); returns self."""
+        return self._set_compute_dtype(None)
+
+    def _set_compute_dtype(self, dtype) -> Learner:
+        model = set_compute_dtype(self.model, dtype)
+        self.graphdef = nnx.split(model, nnx.Param, ...)[0]
+        return self
+
     # ---------------------------------------------------------------- freezing
     def freeze_to(self, n: int) -> None:
         """Freeze layer groups ``[:n]`` (norm layers stay trainable); clears the optimizer state as fastai."""
         n_frozen = n if n >= 0 else self.n_groups + n
         self.n_frozen = int(min(max(n_frozen, 0), self.n_groups))
+        if self.freeze_as_data:
+            self.state = self.state.replace(opt_state=replicate(self._fresh_opt_state(), self.mesh))
+            return
         self.state = self.state.replace(opt_state=replicate(
             _init_opt_state(self.spec, self.state.params, self.state.sched), self.mesh))
+
+    def _fresh_opt_state(self):
+        """A fresh optimizer state whose frozen-groups mask says ``n_frozen`` (one program for every stage)."""
+        key = ("opt_init", self.log_norms)
+        if key not in self._jits:
+            spec = self.spec
+
+            def fresh(params, sched, frozen):
+                return optax.tree_utils.tree_set(init_opt_state(spec, params, sched), frozen=frozen)
+
+            self._jits[key] = jax.jit(fresh)
+        frozen = jnp.asarray(np.arange(self.n_groups) < self.n_frozen, jnp.float32)
+        return self._jits[key](self.state.params, self.state.sched, frozen)
 
     def freeze(self) -> None:
         self.freeze_to(-1)
@@ -361,7 +416,8 @@ class Learner:
         """``[valid_loss, *metrics]`` over a loader (default: the validation set)."""
         dl = self.dls.valid if dl is None else dl
         eval_fn = self._jit("eval")
-        state = self.state.replace(carry=self._fresh_carry(dl.bs))
+        # without the optimizer state: its structure changes with each freeze stage, which recompiled this step
+        state = self.state.replace(carry=self._fresh_carry(dl.bs), opt_state=None)
         acc = None
         whole = self._whole_set(dl)
         batches = [whole] if whole is not None else prefetch(dl.batches(0), size=2, put=self._shard)

@@ -52,14 +52,16 @@ class Hypers(NamedTuple):
 
 
 def _f32(x) -> jax.Array:
-    return jnp.asarray(x, jnp.float32)
+    # cast on the host and device_put: jnp.asarray compiles a small program per shape and dtype (a cold process
+    # paid several for the schedule's fields); device_put of a NumPy array compiles nothing
+    return jax.device_put(np.asarray(x, np.float32))
 
 
 def make_schedule(lr_start, lr_mid, lr_end, mom_start, mom_mid, mom_end, pct: float, total: int,
                   first_step: int, wd: float, exp: bool = False) -> Schedule:
     return Schedule(_f32(lr_start), _f32(lr_mid), _f32(lr_end), _f32(mom_start), _f32(mom_mid), _f32(mom_end),
-                    _f32(pct), _f32(max(int(total), 1)), jnp.asarray(first_step, jnp.int32),
-                    jnp.asarray(bool(exp)), _f32(wd))
+                      _f32(pct), _f32(max(int(total), 1)), jax.device_put(np.int32(first_step)),
+                    jax.device_put(np.bool_(exp)), _f32(wd))
 
 
 def one_cycle(lrs: np.ndarray, moms: tuple[float, float, float], total: int, first_step: int, wd: float,
@@ -133,12 +135,35 @@ def expand_moms(moms: Sequence[float]) -> tuple[float, float, float]:
     return moms
 
 
+class FrozenGroupsState(NamedTuple):
+    """Which layer groups are frozen, as data: (n_groups,) float, 1.0 for a frozen group."""
+
+    frozen: jax.Array
+
+
+def freeze_groups(labels: Sequence[int], exempt: Sequence[bool], n_groups: int) -> optax.GradientTransformation:
+    """Zero the updates of frozen layer groups, the mask being an array in the optimizer state (as the learning
+    rates are arrays in the schedule): ``freeze_to`` then changes data, not the compiled step. ``exempt`` leaves
+    (norm layers under ``train_bn``) always train. Starts with nothing frozen."""
+
+    def init(params):
+        return FrozenGroupsState(jnp.zeros((n_groups,), jnp.float32))
+
+    def update(updates, state, params=None):
+        keep = 1.0 - state.frozen
+        return [u if ex else u * keep[g] for u, g, ex in zip(updates, labels, exempt)], state
+
+    return optax.GradientTransformation(init, update)
+
+
 def adamw(hypers: Hypers, labels: Sequence[int], decay_mask: Sequence[bool], n_groups: int,
-          b2: float = 0.99, eps: float = 1e-5, clip: float | None = None) -> optax.GradientTransformation:
+          b2: float = 0.99, eps: float = 1e-5, clip: float | None = None,
+          exempt: Sequence[bool] | None = None) -> optax.GradientTransformation:
     """fastai v2 AdamW over a *list* of trainable leaves; ``labels[i]`` is leaf i's layer group.
 
     Built inside the step from traced ``hypers``: its state structure never depends on their values, so new
     learning rates reuse the compiled step. Per-group learning rates go through ``optax.partition`` labels.
+    With ``exempt`` (one flag per leaf), freezing is data too: :func:`freeze_groups` ends the chain.
     """
     # only groups with trainable leaves: optax.partition wants a transform for each label present
     per_group = {g: optax.scale_by_learning_rate(hypers.lr[g]) for g in sorted(set(labels))}
@@ -149,4 +174,6 @@ def adamw(hypers: Hypers, labels: Sequence[int], decay_mask: Sequence[bool], n_g
     ]
     if clip is not None:
         parts.insert(0, optax.clip_by_global_norm(clip))
+    if exempt is not None:
+        parts.append(freeze_groups(labels, exempt, n_groups))
     return optax.chain(*parts)

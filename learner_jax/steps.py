@@ -52,9 +52,11 @@ class StepSpec:
     eps: float = 1e-5
     log_norms: bool = False  # gradient/parameter/update norms cost ~45% of a tiny model's step: only on demand
     extra: dict = field(default_factory=dict)
+    exempt: tuple[bool, ...] | None = None  # freezing as data (optim.freeze_groups): leaves that always train
 
     def tx(self, sched_hypers) -> optax.GradientTransformation:
-        return adamw(sched_hypers, self.labels, self.decay_mask, self.n_groups, self.b2, self.eps, self.clip)
+        return adamw(sched_hypers, self.labels, self.decay_mask, self.n_groups, self.b2, self.eps, self.clip,
+                     self.exempt)
 
 
 def apply_model(graphdef, params, model_state, x, carry, key, train: bool, stateful: bool):

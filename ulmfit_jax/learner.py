@@ -162,8 +162,9 @@ class LMLearner(TextLearner):
         ids = self._encode(text)
         if self.backwards:
             ids = ids[::-1]
-        if getattr(self, "_gen_step", None) is None:
+        if getattr(self, "_gen_graph", None) is not self.graphdef:  # to_bf16/to_fp32 give a new graph
             self._gen_step = jax.jit(make_generate_step(make_predict_step(self.spec)))
+            self._gen_graph = self.graphdef
         self._n_predict = getattr(self, "_n_predict", 0) + 1
         key = jax.random.key(seed) if seed is not None else jax.random.fold_in(
             jax.random.fold_in(self.rng, 7919), self._n_predict)
@@ -180,7 +181,13 @@ class LMLearner(TextLearner):
 
 
 class TextClassifierLearner(TextLearner):
-    """A text classifier learner (fastai's ``TextLearner`` built by ``text_classifier_learner``)."""
+    """A text classifier learner (fastai's ``TextLearner`` built by ``text_classifier_learner``).
+
+    Freezing is data (``Learner.freeze_as_data``): the gradual-unfreezing chain compiles one training step for
+    all four stages instead of one per stage (measured in experiments/results/compile.md).
+    """
+
+    freeze_as_data = True
 
     classes: list | None = None
 

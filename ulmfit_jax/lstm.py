@@ -10,6 +10,10 @@ column of ones) instead of a separate reduction over all (time, batch) rows.
 
 Gate order inside the 4h axis is PyTorch's (input, forget, cell, output), so fastai weights load by transposing.
 Everything is time-major: ``xg`` is (T, B, 4h).
+
+``dtype`` (static; None is float32) is the matmul input dtype of mixed precision (``learn.to_bf16()``): every
+matmul of the forward and backward passes, the recurrent ones included, reads bfloat16 and accumulates in
+float32; the gates, the cell state and all gradients handed back stay float32.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+
+from learner_jax.precision import einsum, matmul
 
 
 def _gate_affine(n4: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -45,41 +51,52 @@ def _cell(z: jax.Array, c: jax.Array) -> tuple[jax.Array, ...]:
     return gates, c_new, o * tc
 
 
-def _forward(xg, w_hh, h0, c0, unroll):
+def _weight(w: jax.Array, dtype) -> jax.Array:
+    """A matmul weight in the compute dtype, rounded once outside the recurrence."""
+    return w if dtype is None else w.astype(dtype)
+
+
+def _forward(xg, w_hh, h0, c0, unroll, dtype=None):
+    w = _weight(w_hh, dtype)
+
     def step(carry, z_in):
         h, c = carry
-        gates, c_new, h_new = _cell(z_in + h @ w_hh, c)
+        gates, c_new, h_new = _cell(z_in + matmul(h, w, dtype), c)
         return (h_new, c_new), (h_new, c_new, gates)
 
     (h_t, c_t), (hs, cs, gates) = jax.lax.scan(step, (h0, c0), xg, unroll=unroll)
     return hs, cs, gates, h_t, c_t
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(4,))
-def lstm_scan(xg: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, unroll: int = 1):
+@partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def lstm_scan(xg: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, unroll: int = 1, dtype=None):
     """Run the recurrence: ``xg`` (T, B, 4h) pre-computed input projections (biases included), ``w_hh`` (h, 4h).
 
     Returns ``(hs, (h_T, c_T))`` with ``hs`` (T, B, h).
     """
+    w = _weight(w_hh, dtype)
+
     def step(carry, z_in):
         h, c = carry
-        _, c_new, h_new = _cell(z_in + h @ w_hh, c)
+        _, c_new, h_new = _cell(z_in + matmul(h, w, dtype), c)
         return (h_new, c_new), h_new
 
     (h_t, c_t), hs = jax.lax.scan(step, (h0, c0), xg, unroll=unroll)
     return hs, (h_t, c_t)
 
 
-def _lstm_fwd(xg, w_hh, h0, c0, unroll):
-    hs, cs, gates, h_t, c_t = _forward(xg, w_hh, h0, c0, unroll)
+def _lstm_fwd(xg, w_hh, h0, c0, unroll, dtype=None):
+    hs, cs, gates, h_t, c_t = _forward(xg, w_hh, h0, c0, unroll, dtype)
     return (hs, (h_t, c_t)), (w_hh, h0, c0, hs, cs, gates)
 
 
-def _lstm_bwd(unroll, res, cts):
+def _lstm_bwd(unroll, dtype, res, cts):
+    """Gradients ``(dz per step, dW_hh, dh0, dc0)``; the stacked ``dz`` is in the compute dtype (it only feeds
+    matmuls), the rest float32."""
     w_hh, h0, c0, hs, cs, gates = res
     d_hs, (d_ht, d_ct) = cts
     c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
-    w_t = w_hh.T
+    w_t = _weight(w_hh.T, dtype)
 
     def step(carry, inp):
         dh_next, dc_next = carry
@@ -90,45 +107,52 @@ def _lstm_bwd(unroll, res, cts):
         dc = dc_next + dh * o * (1.0 - tc * tc)
         dz = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_old * f * (1.0 - f),
                               dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], axis=-1)
-        return (dz @ w_t, dc * f), dz
+        dz = dz if dtype is None else dz.astype(dtype)
+        return (matmul(dz, w_t, dtype), dc * f), dz
 
     (dh0, dc0), dzs = jax.lax.scan(step, (d_ht, d_ct), (d_hs, gates, cs, c_prev), reverse=True, unroll=unroll)
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    d_whh = jnp.einsum("tbh,tbg->hg", h_prev, dzs)
+    d_whh = einsum("tbh,tbg->hg", h_prev, dzs, dtype)
     return dzs, d_whh, dh0, dc0
 
 
-lstm_scan.defvjp(_lstm_fwd, _lstm_bwd)
+def _scan_bwd(unroll, dtype, res, cts):
+    dzs, d_whh, dh0, dc0 = _lstm_bwd(unroll, dtype, res, cts)
+    return dzs.astype(jnp.float32), d_whh, dh0, dc0
 
 
-def lstm_scan_reference(xg, w_hh, h0, c0, unroll: int = 1):
+lstm_scan.defvjp(_lstm_fwd, _scan_bwd)
+
+
+def lstm_scan_reference(xg, w_hh, h0, c0, unroll: int = 1, dtype=None):
     """The same recurrence differentiated by JAX itself (for tests of the hand-written backward pass)."""
-    hs, _, _, h_t, c_t = _forward(xg, w_hh, h0, c0, unroll)
+    hs, _, _, h_t, c_t = _forward(xg, w_hh, h0, c0, unroll, dtype)
     return hs, (h_t, c_t)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(6,))
+@partial(jax.custom_vjp, nondiff_argnums=(6, 7))
 def lstm_layer(x: jax.Array, w_ih: jax.Array, bias: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array,
-               unroll: int = 1):
+               unroll: int = 1, dtype=None):
     """A whole LSTM layer: ``x`` (T, B, n_in), ``w_ih`` (n_in, 4h), ``bias`` (4h), ``w_hh`` (h, 4h) ->
     ``(hs, (h_T, c_T))``. Same numbers as ``lstm_scan(x @ w_ih + bias, w_hh, h0, c0)``."""
-    return lstm_scan(jnp.einsum("tbi,ig->tbg", x, w_ih) + bias, w_hh, h0, c0, unroll)
+    return lstm_scan(einsum("tbi,ig->tbg", x, w_ih, dtype) + bias, w_hh, h0, c0, unroll, dtype)
 
 
-def _layer_fwd(x, w_ih, bias, w_hh, h0, c0, unroll):
-    xg = jnp.einsum("tbi,ig->tbg", x, w_ih) + bias
-    (hs, carry), res = _lstm_fwd(xg, w_hh, h0, c0, unroll)
+def _layer_fwd(x, w_ih, bias, w_hh, h0, c0, unroll, dtype=None):
+    x = x if dtype is None else x.astype(dtype)  # kept for dW_ih in the compute dtype: half the memory
+    xg = einsum("tbi,ig->tbg", x, w_ih, dtype) + bias
+    (hs, carry), res = _lstm_fwd(xg, w_hh, h0, c0, unroll, dtype)
     return (hs, carry), (x, w_ih, res)
 
 
-def _layer_bwd(unroll, res, cts):
+def _layer_bwd(unroll, dtype, res, cts):
     x, w_ih, scan_res = res
-    dzs, d_whh, dh0, dc0 = _lstm_bwd(unroll, scan_res, cts)
+    dzs, d_whh, dh0, dc0 = _lstm_bwd(unroll, dtype, scan_res, cts)
     t, b, n_in = x.shape
     dz = dzs.reshape(t * b, -1)
     xa = jnp.concatenate([x.reshape(t * b, n_in), jnp.ones((t * b, 1), x.dtype)], axis=1)
-    dwb = xa.T @ dz  # (n_in + 1, 4h): dW_ih and, in the last row, the bias gradient
-    dx = (dz @ w_ih.T).reshape(t, b, n_in)
+    dwb = matmul(xa.T, dz, dtype)  # (n_in + 1, 4h): dW_ih and, in the last row, the bias gradient
+    dx = matmul(dz, _weight(w_ih.T, dtype), dtype).reshape(t, b, n_in)
     return dx, dwb[:-1], dwb[-1], d_whh, dh0, dc0
 
 

@@ -60,6 +60,8 @@ def _uniform(key: jax.Array, shape: tuple[int, ...], bound: float) -> jax.Array:
 class WeightDropLSTM(nnx.Module):
     """One single-layer LSTM with DropConnect on its hidden-to-hidden weights (fastai's ``WeightDropout``)."""
 
+    compute_dtype = None  # matmul input dtype (learner_jax.precision); None: float32
+
     def __init__(self, n_in: int, n_hid: int, weight_p: float, *, rngs: nnx.Rngs, unroll: int = 1):
         bound = 1.0 / math.sqrt(n_hid)  # PyTorch's LSTM init, which fastai keeps
         self.weight_ih = nnx.Param(_uniform(rngs.params(), (n_in, 4 * n_hid), bound))
@@ -76,7 +78,7 @@ class WeightDropLSTM(nnx.Module):
             w_hh = w_hh * w_mask
         # the input projection for all time steps at once is inside lstm_layer, outside the recurrence
         return lstm_layer(x, self.weight_ih[...], self.bias_ih[...] + self.bias_hh[...], w_hh, carry[0], carry[1],
-                          self.unroll)
+                          self.unroll, self.compute_dtype)
 
 
 class DropMasks(NamedTuple):
@@ -211,6 +213,7 @@ class LinearDecoder(nnx.Module):
     encoder's embedding matrix (passed at call time) and only the bias lives here."""
 
     initrange = 0.1
+    compute_dtype = None  # matmul input dtype (learner_jax.precision); None: float32
 
     def __init__(self, n_out: int, n_hid: int, output_p: float = 0.1, tie_weights: bool = True,
                  bias: bool = True, *, rngs: nnx.Rngs):
@@ -225,7 +228,7 @@ class LinearDecoder(nnx.Module):
         t, b, h = dropped.shape
         flat = dropped.transpose(1, 0, 2).reshape(b * t, h)  # batch-major rows: the logits need no transpose
         bias = self.bias[...] if self.has_bias else jnp.zeros((weight.shape[0],), weight.dtype)
-        return vocab_projection(flat, weight, bias).reshape(b, t, -1), dropped
+        return vocab_projection(flat, weight, bias, self.compute_dtype).reshape(b, t, -1), dropped
 
 
 class LanguageModel(nnx.Module):

@@ -3,6 +3,7 @@
     python -m experiments.bench.bench_collab --data-dir ../shared/data
     python -m experiments.bench.bench_collab --data-dir ../shared/data --ref-python /work/refenv/bin/python
     python -m experiments.bench.bench_collab --data-dir ../shared/data --xla-cache /tmp/xla   # run twice
+    python -m experiments.bench.bench_collab --data-dir ../shared/data --bf16    # + bf16 / torch bf16 autocast
 
 ML-100k ``u.data``, random 80/20 split (seed 42, ``collab_jax.data.random_split``), ``n_factors=50``,
 ``y_range=(0, 5.5)``, ``fit_one_cycle(5, 5e-3, wd=0.1)``, bs 64. Our side runs here; fastai (and Surprise's SVD
@@ -58,12 +59,14 @@ def split_frame(ratings: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     return ratings[["user", "item", "rating"]].assign(is_valid=is_valid)
 
 
-def run_ours(df: pd.DataFrame, cfg: dict, progress: bool = True, repeats: int = 3) -> dict:
+def run_ours(df: pd.DataFrame, cfg: dict, progress: bool = True, repeats: int = 3, bf16: bool = False) -> dict:
     """The lesson's fit twice on fresh weights: first in this process (tracing and XLA compilation included, or
     loaded from the persistent cache with ``--xla-cache``), then again once compiled (what every later fit of a
     session costs: lr_find, another fit_one_cycle, a rerun in a notebook)."""
     dls = CollabDataLoaders.from_df(df, valid_col="is_valid", bs=cfg["bs"], seed=cfg["seed"])
     learn = collab_learner(dls, n_factors=cfg["n_factors"], y_range=tuple(cfg["y_range"]), progress=progress)
+    if bf16:
+        learn.to_bf16()
     fresh = learn.state
     timer = EpochTimer()
     t = time.perf_counter()
@@ -87,13 +90,13 @@ def run_ours(df: pd.DataFrame, cfg: dict, progress: bool = True, repeats: int = 
             "compiled_ratings_per_s": n_train * cfg["epochs"] / refit_s, "steady_ratings_per_s": n_train / steady}
 
 
-def run_ref(ref_python: str, df: pd.DataFrame, cfg: dict, timeout: float = 1800) -> dict:
+def run_ref(ref_python: str, df: pd.DataFrame, cfg: dict, timeout: float = 1800, autocast: bool = False) -> dict:
     script = Path(__file__).with_name("fastai_collab_ref.py")
     with tempfile.TemporaryDirectory() as tmp:
         csv, spec = Path(tmp) / "ratings.csv", Path(tmp) / "spec.json"
         df.to_csv(csv, index=False)
         spec.write_text(json.dumps(cfg | {"csv": str(csv), "valid_col": "is_valid", "user": "user", "item": "item",
-                                          "rating": "rating"}))
+                                          "rating": "rating", "autocast_too": autocast}))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}
         proc = subprocess.run([ref_python, str(script), str(spec)], capture_output=True, text=True, timeout=timeout,
                               env=env)
@@ -123,6 +126,11 @@ def report(ours: dict, ref: dict | None) -> None:
         fa_rate = n / fa["fit_s"]
         print(f"throughput ratio ours/fastai: {fa['fit_s'] / ours['fit_s']:.1f}x first fit, "
               f"{ours['compiled_ratings_per_s'] / fa_rate:.1f}x compiled")
+    o16, fa16 = ours.get("bf16"), (ref or {}).get("fastai_autocast")
+    if o16 or fa16:
+        print(f"bf16: ours first fit {o16['fit_s']:.2f}s, compiled {o16['compiled_fit_s']:.2f}s, valid MSE "
+              f"{o16['valid_mse']:.4f}" if o16 else "bf16: ours not run", end="; ")
+        print(f"fastai autocast fit {fa16['fit_s']:.2f}s, valid MSE {fa16['valid_mse']:.4f}" if fa16 else "")
     sp = (ref or {}).get("surprise")
     if sp:
         print(f"Surprise SVD (defaults): fit {sp['fit_s']:.2f}s, valid MSE {sp['valid_mse']:.4f}; our 5-epoch fit "
@@ -141,6 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=3, help="compiled fits to time (the fastest is reported)")
     ap.add_argument("--xla-cache", default=None, help="persistent XLA compilation cache folder (a second run of the "
                     "benchmark then loads the compiled epoch instead of compiling it)")
+    ap.add_argument("--bf16", action="store_true", help="also ours after learn.to_bf16() and fastai under "
+                    "torch.autocast('cpu', dtype=torch.bfloat16)")
     args = ap.parse_args(argv)
     if args.xla_cache:
         enable_compilation_cache(args.xla_cache, min_compile_secs=0.0)
@@ -154,11 +164,13 @@ def main(argv: list[str] | None = None) -> dict:
     # 1-minute load averages before/after each side: on a shared machine they say how comparable the timings are
     load = [os.getloadavg()[0]]
     ours = run_ours(df, CONFIG, repeats=args.repeats)
+    if args.bf16:
+        ours["bf16"] = run_ours(df, CONFIG, repeats=args.repeats, bf16=True)
     load.append(os.getloadavg()[0])
     ref = None
     if args.ref_python and args.ref_python != "none":
         print(f"reference side: {args.ref_python} (fastai, then Surprise) ...", flush=True)
-        ref = run_ref(args.ref_python, df, CONFIG)
+        ref = run_ref(args.ref_python, df, CONFIG, autocast=args.bf16)
         load.append(os.getloadavg()[0])
     report(ours, ref)
     print(f"load average ({os.cpu_count()} cores): " + " -> ".join(f"{v:.1f}" for v in load)

@@ -4,6 +4,7 @@
     python -m experiments.bench.bench_tabular --protocol lesson     # rows 800..999 as validation, fit(1, 1e-2)
     python -m experiments.bench.bench_tabular --protocol uci        # official split, our recipe on both sides
     python -m experiments.bench.bench_tabular --ref-python /work/refenv/bin/python --out bench_tabular.json
+    python -m experiments.bench.bench_tabular --bf16   # + ours in bf16, fastai under torch's bf16 autocast
 
 fastai runs in a separate interpreter (``--ref-python``, default /work/refenv/bin/python when it exists; the
 ``ref`` extra), reading the very frame and validation rows we use, so accuracies compare like for like. The
@@ -65,12 +66,14 @@ def protocol_frame(protocol: str, features: str, data_dir: str | None):
     return adult_sample(data_dir), *names, names, None
 
 
-def run_ours(df, cat_names, cont_names, spec: dict, seed: int) -> dict:
+def run_ours(df, cat_names, cont_names, spec: dict, seed: int, bf16: bool = False) -> dict:
     dls = TabularDataLoaders.from_df(df, procs=[FillMissing, Categorify, Normalize], cat_names=cat_names,
                                      cont_names=cont_names, y_names=spec["y_name"], valid_idx=spec["valid_idx"],
                                      bs=spec["bs"], seed=seed)
     learn = tabular_learner(dls, layers=spec["layers"], metrics=accuracy, wd=spec["wd"], seed=seed,
                             progress=False)
+    if bf16:
+        learn.to_bf16()
     fit = learn.fit_one_cycle if spec["schedule"] == "one_cycle" else learn.fit
     t0, c0 = time.perf_counter(), time.process_time()
     fit(spec["epochs"], spec["lr"])
@@ -164,6 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="random protocol: whose seed-42 permutation picks the 20%% (default fastai's with a ref)")
     ap.add_argument("--ref-threads", type=int, default=None, help="torch threads on the fastai side")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--bf16", action="store_true", help="also ours after learn.to_bf16() and fastai under "
+                    "torch.autocast('cpu', dtype=torch.bfloat16), same seeds")
     args = ap.parse_args(argv)
 
     df, cat_names, cont_names, lgbm_names, valid_idx = protocol_frame(args.protocol, args.features, args.data_dir)
@@ -190,12 +195,22 @@ def main(argv: list[str] | None = None) -> dict:
     result["tabular_jax"] = {"runs": ours, **summarise(ours, epochs), "steady_rows_per_s": steady["rows_per_s"],
                              "steady_rows_per_cpu_s": steady["rows_per_cpu_s"]}
     print("tabular_jax:", json.dumps({k: v for k, v in result["tabular_jax"].items() if k != "runs"}), flush=True)
+    if args.bf16:
+        ours16 = [run_ours(df, cat_names, cont_names, spec, s, bf16=True) for s in args.seeds]
+        steady16 = summarise(ours16, epochs, "steady_fit_s", "steady_cpu_s")
+        result["tabular_jax_bf16"] = {"runs": ours16, **summarise(ours16, epochs),
+                                      "steady_rows_per_s": steady16["rows_per_s"],
+                                      "steady_rows_per_cpu_s": steady16["rows_per_cpu_s"]}
 
     if use_ref:
         with tempfile.TemporaryDirectory() as tmp:
             frame = str(Path(tmp) / "adult.pkl")
             df.to_pickle(frame)
             ref = run_fastai(args.ref_python, frame, cat_names, cont_names, spec, args.seeds, args.ref_threads)
+            if args.bf16:
+                ref16 = run_fastai(args.ref_python, frame, cat_names, cont_names, spec | {"autocast": True},
+                                   args.seeds, args.ref_threads)
+                result["fastai_autocast"] = {"runs": ref16, **summarise(ref16, epochs)}
         result["fastai"] = {"runs": ref, **summarise(ref, epochs)}
         print("fastai:", json.dumps({k: v for k, v in result["fastai"].items() if k != "runs"}), flush=True)
         fa, us = result["fastai"], result["tabular_jax"]
@@ -213,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nload average (1 min) {result['loadavg_start'][0]:.1f} at start, {result['loadavg_end'][0]:.1f} at end "
           f"on {result['cpus']} CPUs")
     print(f"{'':12s} {'accuracy (median)':>18s} {'fit s':>8s} {'rows/s':>10s} {'CPU s':>8s} {'rows/CPU s':>11s}")
-    for name in ("tabular_jax", "fastai", "lightgbm"):
+    for name in ("tabular_jax", "tabular_jax_bf16", "fastai", "fastai_autocast", "lightgbm"):
         if name in result:
             r = result[name]
             print(f"{name:12s} {r['accuracy_median']:18.4f} {r['fit_s_median']:8.2f} {r['rows_per_s']:10,.0f} "
@@ -227,6 +242,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"ours/fastai rows/s (wall): {q['rows_per_s_incl_compile']:.1f}x incl. compile, "
               f"{q['rows_per_s_steady']:.1f}x steady; per CPU second: {q['rows_per_cpu_s_incl_compile']:.1f}x "
               f"incl. compile, {q['rows_per_cpu_s_steady']:.1f}x steady; accuracy diff {q['accuracy_diff']:+.4f}")
+    for name in ("tabular_jax_bf16",):
+        if name in result:
+            r = result[name]
+            print(f"{'(bf16 steady)':12s} {'':18s} {np.median([x['steady_fit_s'] for x in r['runs']]):8.2f} "
+                  f"{r['steady_rows_per_s']:10,.0f} {np.median([x['steady_cpu_s'] for x in r['runs']]):8.2f} "
+                  f"{r['steady_rows_per_cpu_s']:11,.0f}")
     if args.out:
         write_json(args.out, result)
     return result

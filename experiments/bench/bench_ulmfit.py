@@ -3,6 +3,7 @@
     python -m experiments.bench.bench_ulmfit                          # full config, LM + classifier
     python -m experiments.bench.bench_ulmfit --what lm --lm-steps 8   # LM only, more steps
     python -m experiments.bench.bench_ulmfit --tiny                   # a seconds-long smoke run of this script
+    python -m experiments.bench.bench_ulmfit --precisions fp32,bf16   # + ours bf16 vs fastai under bf16 autocast
     python -m experiments.bench.bench_ulmfit --ref-python /work/refenv/bin/python --out bench_ulmfit.json
 
 Workload (both sides build it from the same seeds): the lesson's AWD-LSTM (emb 400, hidden 1152, 3 layers,
@@ -163,8 +164,14 @@ def _vocab(n: int) -> list[str]:
     return ["xxunk", "xxpad"] + [f"w{i}" for i in range(n - 2)]
 
 
-def lm_phase(spec: dict, ref: RefWorker | None) -> dict:
-    """LM training then validation, step by step alternating with fastai."""
+def _suffix(precision: str) -> str:
+    return "" if precision == "fp32" else f"_{precision}"
+
+
+def lm_phase(spec: dict, ref: RefWorker | None, precision: str = "fp32") -> dict:
+    """LM training then validation, step by step alternating with fastai (``bf16``: ours ``to_bf16()``, fastai
+    under torch's bf16 autocast)."""
+    sfx = _suffix(precision)
     bs, sl = spec["bs"], spec["seq_len"]
     train = LMDataLoader(*_corpus(spec["lm_tokens"], spec["vocab"], 0), bs=bs, seq_len=sl)
     valid = LMDataLoader(*_corpus(spec["lm_tokens"], spec["vocab"], 1), bs=bs, seq_len=sl)
@@ -172,12 +179,14 @@ def lm_phase(spec: dict, ref: RefWorker | None) -> dict:
     pp = PingPong(ref)
     learn = language_model_learner(dls, AWD_LSTM, config=spec["lm_config"], drop_mult=spec["drop_mult"],
                                    pretrained=False, cbs=[pp], progress=False, unroll=spec["unroll"])
+    if precision == "bf16":
+        learn.to_bf16()
     if ref:
-        ref.expect("phase lm_train")
+        ref.expect(f"phase lm_train{sfx}")
     learn.fit(1, 1e-3)  # its validation compiles the eval step used below
     if ref:
         ref.stop()
-        ref.expect("phase lm_valid")
+        ref.expect(f"phase lm_valid{sfx}")
     eval_fn = learn._jit("eval")
     state = learn.state.replace(carry=learn._fresh_carry(bs))
     ours_v, theirs_v = [], []
@@ -190,12 +199,14 @@ def lm_phase(spec: dict, ref: RefWorker | None) -> dict:
     if ref:
         ref.stop()
     drop_first = lambda xs: [x for x in xs[1:] if x is not None]  # noqa: E731 (warm-up / compilation)
-    return {"ours": {"lm_train_step_s": drop_first(pp.ours[0]), "lm_valid_step_s": drop_first(ours_v)},
-            "fastai": {"lm_train_step_s": drop_first(pp.theirs[0]), "lm_valid_step_s": drop_first(theirs_v)}}
+    return {"ours": {f"lm_train_step_s{sfx}": drop_first(pp.ours[0]), f"lm_valid_step_s{sfx}": drop_first(ours_v)},
+            "fastai": {f"lm_train_step_s{sfx}": drop_first(pp.theirs[0]),
+                       f"lm_valid_step_s{sfx}": drop_first(theirs_v)}}
 
 
-def clas_phase(spec: dict, ref: RefWorker | None) -> dict:
+def clas_phase(spec: dict, ref: RefWorker | None, precision: str = "fp32") -> dict:
     """Classifier training, batch by batch alternating with fastai; the last epoch is the measurement."""
+    sfx = _suffix(precision)
     lens = np.asarray(spec["doc_lengths"])
     rng = np.random.default_rng(2)
     ids = rng.integers(2, spec["vocab"], int(lens.sum())).astype(np.int32)
@@ -209,13 +220,15 @@ def clas_phase(spec: dict, ref: RefWorker | None) -> dict:
     learn = text_classifier_learner(dls, AWD_LSTM, config=spec["clas_config"], drop_mult=spec["drop_mult"],
                                     pretrained=False, seq_len=spec["seq_len"], cbs=[pp], progress=False,
                                     unroll=spec["unroll"])
+    if precision == "bf16":
+        learn.to_bf16()
     if ref:
-        ref.expect("phase clas_train")
+        ref.expect(f"phase clas_train{sfx}")
     learn.fit(spec["clas_epochs"], 1e-3)
     n_docs = len(train) * spec["bs"]
-    return {"ours": {"clas_epoch_s": sum(pp.ours[-1]), "clas_docs": n_docs, "clas_step_s": pp.ours},
-            "fastai": {"clas_epoch_s": sum(pp.theirs[-1]), "clas_docs": n_docs, "clas_step_s": pp.theirs}
-            if ref else None}
+    return {"ours": {f"clas_epoch_s{sfx}": sum(pp.ours[-1]), "clas_docs": n_docs, f"clas_step_s{sfx}": pp.ours},
+            "fastai": {f"clas_epoch_s{sfx}": sum(pp.theirs[-1]), "clas_docs": n_docs,
+                       f"clas_step_s{sfx}": pp.theirs} if ref else None}
 
 
 def summarize(spec: dict, ours: dict, ref: dict | None, peak: float) -> dict:
@@ -229,18 +242,25 @@ def summarize(spec: dict, ours: dict, ref: dict | None, peak: float) -> dict:
         val = (lambda s: per_step_units / statistics.median(s)) if per_step_units else None
         rows[name] = {"ours": val(o) if o else None, "fastai": val(r) if r else None}
 
-    if "lm" in spec["what"]:
-        add("LM training tokens/s", "lm_train_step_s", bs * sl)
-        add("LM inference tokens/s", "lm_valid_step_s", bs * sl)
-        tr = rows["LM training tokens/s"]
-        rows["LM training GFLOP/s"] = {k: (v * flops / 1e9 if v else None) for k, v in tr.items()}
-    if "clas" in spec["what"]:
-        o = ours["clas_docs"] / ours["clas_epoch_s"]
-        r = ref["clas_docs"] / ref["clas_epoch_s"] if ref else None
-        rows["classifier training docs/s"] = {"ours": o, "fastai": r}
-        # the documents' own tokens through the encoder (padding excluded: the work both sides must do)
-        per_doc = float(np.mean(spec["doc_lengths"])) * encoder_token_flops(spec["clas_config"]) / 1e9
-        rows["classifier training GFLOP/s"] = {"ours": o * per_doc, "fastai": r * per_doc if r else None}
+    for p in spec.get("precisions", ["fp32"]):
+        sfx, tag = _suffix(p), ("" if p == "fp32" else " [bf16 / fastai autocast]")
+        if "lm" in spec["what"]:
+            add(f"LM training tokens/s{tag}", f"lm_train_step_s{sfx}", bs * sl)
+            add(f"LM inference tokens/s{tag}", f"lm_valid_step_s{sfx}", bs * sl)
+            tr = rows[f"LM training tokens/s{tag}"]
+            rows[f"LM training GFLOP/s{tag}"] = {k: (v * flops / 1e9 if v else None) for k, v in tr.items()}
+        if "clas" in spec["what"]:
+            o = ours["clas_docs"] / ours[f"clas_epoch_s{sfx}"]
+            r = ref["clas_docs"] / ref[f"clas_epoch_s{sfx}"] if ref else None
+            rows[f"classifier training docs/s{tag}"] = {"ours": o, "fastai": r}
+            # the documents' own tokens through the encoder (padding excluded: the work both sides must do)
+            per_doc = float(np.mean(spec["doc_lengths"])) * encoder_token_flops(spec["clas_config"]) / 1e9
+            rows[f"classifier training GFLOP/s{tag}"] = {"ours": o * per_doc, "fastai": r * per_doc if r else None}
+    if "bf16" in spec.get("precisions", []):  # the issue's targets: our bf16 against fastai's plain fp32
+        for name in ("LM training tokens/s", "classifier training docs/s"):
+            a, b = rows.get(f"{name} [bf16 / fastai autocast]"), rows.get(name)
+            if a and b:
+                rows[f"{name} [our bf16 / fastai fp32]"] = {"ours": a["ours"], "fastai": b["fastai"]}
     for row in rows.values():
         row["ratio"] = row["ours"] / row["fastai"] if row["ours"] and row["fastai"] else None
     return rows
@@ -258,6 +278,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--doc-median", type=float, default=230.0)
     ap.add_argument("--unroll", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="tiny model and data: checks the script, not speed")
+    ap.add_argument("--precisions", default="fp32", help="comma-separated fp32,bf16: bf16 runs ours after "
+                    "learn.to_bf16() and fastai under torch.autocast('cpu', dtype=torch.bfloat16)")
     ap.add_argument("--ref-python", default=DEFAULT_REF if Path(DEFAULT_REF).exists() else "")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -272,7 +294,11 @@ def main(argv: list[str] | None = None) -> dict:
     lens = (np.repeat(batch_len, a.bs) * rng.uniform(0.97, 1.0, n_docs)).astype(int)
     spec = {"what": a.what, "vocab": vocab, "bs": a.bs, "seq_len": a.seq_len, "unroll": a.unroll,
             "lm_tokens": (a.lm_steps + 2) * a.bs * a.seq_len + 1, "lm_config": lm_cfg, "clas_config": clas_cfg,
-            "drop_mult": 0.3, "doc_lengths": lens.tolist(), "clas_epochs": a.clas_epochs}
+            "drop_mult": 0.3, "doc_lengths": lens.tolist(), "clas_epochs": a.clas_epochs,
+            "precisions": [p for p in a.precisions.split(",") if p]}
+    bad = sorted(set(spec["precisions"]) - {"fp32", "bf16"})
+    if bad:
+        raise SystemExit(f"unknown precisions {bad}: use fp32 and/or bf16")
     print(f"workload: vocab {vocab}, bs {a.bs}, seq_len {a.seq_len}, config {lm_cfg}; JAX {jax.__version__} on "
           f"{jax.devices()[0].platform}, {os.cpu_count()} CPUs")
     peak = jax_matmul_peak()
@@ -284,21 +310,22 @@ def main(argv: list[str] | None = None) -> dict:
             ref = RefWorker(a.ref_python, spec | {"what": "bench", "what_bench": a.what}, Path(d))
         else:
             print(f"no reference interpreter at {a.ref_python!r}: fastai side skipped")
-        for name, phase in (("lm", lm_phase), ("clas", clas_phase)):
-            if name in a.what:
-                r = phase(spec, ref)
-                ours |= r["ours"]
-                ref_res |= r["fastai"] or {}
+        for precision in spec["precisions"]:  # the same order as the reference worker's phases
+            for name, phase in (("lm", lm_phase), ("clas", clas_phase)):
+                if name in a.what:
+                    r = phase(spec, ref, precision)
+                    ours |= r["ours"]
+                    ref_res |= r["fastai"] or {}
         if ref:
             ref_res |= ref.finish()
     ref_res = ref_res or None
     peak = max(peak, jax_matmul_peak())  # measured before and after, the better of the two
     rows = summarize(spec, ours, ref_res, peak)
     print(f"\nmatmul peak (2048^3 f32, JAX): {peak:.0f} GFLOP/s; issue's figure {ISSUE_PEAK:.0f}")
-    print(f"{'metric':32s} {'ulmfit_jax':>12s} {'fastai':>12s} {'ratio':>7s}")
+    print(f"{'metric':60s} {'ulmfit_jax':>12s} {'fastai':>12s} {'ratio':>7s}")
     for name, r in rows.items():
         fmt = lambda v: f"{v:12.1f}" if v else f"{'-':>12s}"  # noqa: E731
-        print(f"{name:32s} {fmt(r['ours'])} {fmt(r['fastai'])} {r['ratio'] or float('nan'):7.2f}")
+        print(f"{name:60s} {fmt(r['ours'])} {fmt(r['fastai'])} {r['ratio'] or float('nan'):7.2f}")
     for name in ("LM training GFLOP/s", "classifier training GFLOP/s"):
         for side in ("ours", "fastai"):
             g = rows.get(name, {}).get(side)

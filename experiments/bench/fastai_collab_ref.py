@@ -34,7 +34,7 @@ def run_fastai(spec: dict, df) -> dict:
 
     learn.logger = log
     t = time.perf_counter()
-    with learn.no_bar():
+    with learn.no_bar(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(spec.get("autocast"))):
         learn.fit_one_cycle(spec["epochs"], spec["lr"], wd=spec["wd"])
     fit_s = time.perf_counter() - t
     return {"fit_s": fit_s, "valid_mse": float(learn.validate()[0]),
@@ -67,6 +67,8 @@ def main(spec_path: str) -> None:
     spec = json.loads(open(spec_path).read())
     df = pd.read_csv(spec["csv"])
     out = {"fastai": run_fastai(spec, df) if spec.get("fastai", True) else None, "surprise": run_surprise(spec, df)}
+    if spec.get("autocast_too"):  # the same fit under torch's CPU bf16 autocast
+        out["fastai_autocast"] = run_fastai(spec | {"autocast": True}, df)
     print(json.dumps(out))
 
 

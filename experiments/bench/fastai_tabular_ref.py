@@ -2,6 +2,7 @@
 
 Run only by a separate interpreter (``--ref-python``, the ``ref`` extra): it imports torch and fastai, which
 must never share a process with JAX. Input: a JSON spec file path; output: one JSON line on stdout.
+``"autocast": true`` in the spec trains under ``torch.autocast('cpu', dtype=torch.bfloat16)``.
 ``--split N SEED`` prints instead the validation positions of fastai's ``RandomSplitter(0.2, seed=SEED)`` over N rows.
 """
 
@@ -28,7 +29,8 @@ def main(spec_path: str) -> None:
                                          y_names=spec["y_name"], valid_idx=spec["valid_idx"], bs=spec["bs"])
         learn = tabular_learner(dls, layers=spec["layers"], metrics=accuracy, wd=spec.get("wd"))
         t, c = time.perf_counter(), time.process_time()
-        with learn.no_bar(), learn.no_logging():
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(spec.get("autocast")))
+        with learn.no_bar(), learn.no_logging(), autocast:
             if spec["schedule"] == "one_cycle":
                 learn.fit_one_cycle(spec["epochs"], spec["lr"])
             else:

@@ -8,6 +8,8 @@ classifier on the synthetic workload of the spec and trains/validates them throu
 (or ``stop``) on stdin, after it prints ``@@done <seconds>``. The two libraries' steps therefore alternate on the
 same machine at the same moment, so a noisy shared CPU slows both alike (validation batches inside ``fit`` are
 gated too, so they never overlap with our steps).
+``spec["precisions"]`` (default ``["fp32"]``) repeats the phases, ``bf16`` under torch's CPU bf16 autocast, the
+phase names suffixed ``_bf16``.
 ``what == protocol``: the ULMFiT protocol of experiments/ulmfit.py with fastai's own data pipeline and
 learners, on the same texts and the same pretrained weights file; reports accuracies.
 """
@@ -76,17 +78,32 @@ def _lm_dl(spec: dict, seed: int) -> LMDataLoader:
     return LMDataLoader([TensorText(torch.from_numpy(tokens))], bs=spec["bs"], seq_len=spec["seq_len"])
 
 
+def _precision(p: str):
+    """fp32: nothing; bf16: ``torch.autocast('cpu', dtype=torch.bfloat16)``, the fairest mixed precision a fastai
+    user has on a CPU (fastai's ``to_fp16`` is for CUDA)."""
+    import contextlib
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if p == "bf16" else contextlib.nullcontext()
+
+
 def bench(spec: dict) -> dict:
     res: dict = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    for p in spec.get("precisions", ["fp32"]):
+        with _precision(p):
+            _bench(spec, "" if p == "fp32" else f"_{p}")
+    return res
+
+
+def _bench(spec: dict, suffix: str) -> None:
     if "lm" in spec["what_bench"]:
         dls = DataLoaders(_lm_dl(spec, 0), _lm_dl(spec, 1), device="cpu")
         dls.vocab = _vocab(spec["vocab"])
         learn = language_model_learner(dls, AWD_LSTM, config=spec["lm_config"], drop_mult=spec["drop_mult"],
                                        pretrained=False)
-        _say("phase lm_train")
+        _say(f"phase lm_train{suffix}")
         with learn.no_bar(), learn.no_logging(), learn.added_cbs(LockStep(train=True, valid=True)):
             learn.fit(1, 1e-3)
-        _say("phase lm_valid")
+        _say(f"phase lm_valid{suffix}")
         with learn.no_bar(), learn.no_logging(), learn.added_cbs(LockStep(train=False, valid=True)):
             learn.validate()
     if "clas" in spec["what_bench"]:
@@ -102,10 +119,9 @@ def bench(spec: dict) -> dict:
         learn = text_classifier_learner(dls, AWD_LSTM, config=spec["clas_config"], drop_mult=spec["drop_mult"],
                                         pretrained=False, n_out=2, seq_len=spec["seq_len"],
                                         loss_func=CrossEntropyLossFlat())
-        _say("phase clas_train")
+        _say(f"phase clas_train{suffix}")
         with learn.no_bar(), learn.no_logging(), learn.added_cbs(LockStep(train=True, valid=True)):
             learn.fit(spec["clas_epochs"], 1e-3)
-    return res
 
 
 def protocol(spec: dict) -> dict:

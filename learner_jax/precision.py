@@ -1,0 +1,77 @@
+"""Mixed precision: matmul inputs in bfloat16 with float32 accumulation, everything else in float32.
+
+The compute dtype is a static attribute of the model's modules (part of the graph definition, hence of the
+``StepSpec`` and of every compiled step's identity): switching it recompiles once per step kind; the weights,
+optimizer state, recurrent cell state, loss, softmax and BatchNorm statistics stay float32, so the same
+checkpoint loads in either mode and no loss scaling is needed (bfloat16 has float32's exponent range).
+
+Modules opt in in one of two ways: Flax's ``nnx.Linear`` (and ``LinearGeneral``/``Einsum``/``Conv``) through
+their ``dtype`` and ``preferred_element_type``; our own modules by declaring a ``compute_dtype`` class attribute
+(``None`` means float32) and passing it to :func:`matmul` / :func:`einsum`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+DTYPES = {"float32": None, "fp32": None, "bfloat16": jnp.bfloat16, "bf16": jnp.bfloat16}
+_FLAX_MATMULS = (nnx.Linear, nnx.LinearGeneral, nnx.Einsum, nnx.Conv)
+
+
+def as_compute_dtype(dtype: Any) -> Any:
+    """``None`` (float32) or ``jnp.bfloat16`` from a name, a dtype or None; anything else is refused."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str):
+        if dtype.lower() not in DTYPES:
+            raise ValueError(f"unknown compute dtype {dtype!r}: use one of {sorted(DTYPES)}")
+        return DTYPES[dtype.lower()]
+    d = jnp.dtype(dtype)
+    if d == jnp.float32:
+        return None
+    if d == jnp.bfloat16:
+        return jnp.bfloat16
+    raise ValueError(f"compute dtype must be float32 or bfloat16, got {d} (float16 needs loss scaling: not offered)")
+
+
+def matmul(a: jax.Array, b: jax.Array, dtype: Any = None) -> jax.Array:
+    """``a @ b``; with ``dtype`` the inputs are rounded to it and the products summed in float32."""
+    if dtype is None:
+        return a @ b
+    return jnp.matmul(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def einsum(spec: str, a: jax.Array, b: jax.Array, dtype: Any = None) -> jax.Array:
+    """``jnp.einsum(spec, a, b)`` with the same rounding rule as :func:`matmul`."""
+    if dtype is None:
+        return jnp.einsum(spec, a, b)
+    return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def set_compute_dtype(model: nnx.Module, dtype: Any) -> nnx.Module:
+    """Set every matmul of ``model`` (in place) to compute in ``dtype`` (None: float32); returns the model."""
+    dtype = as_compute_dtype(dtype)
+    for _, m in nnx.iter_graph(model):
+        if isinstance(m, _FLAX_MATMULS):
+            m.dtype = dtype
+            m.preferred_element_type = None if dtype is None else jnp.float32
+        elif isinstance(m, nnx.Module) and hasattr(type(m), "compute_dtype"):
+            m.compute_dtype = dtype
+    return model
+
+
+def compute_dtype_of(model: nnx.Module) -> Any:
+    """The compute dtype ``set_compute_dtype`` gave the model (None: float32, also for a model with no matmul)."""
+    for _, m in nnx.iter_graph(model):
+        if isinstance(m, _FLAX_MATMULS) and m.dtype is not None:
+            return as_compute_dtype(m.dtype)
+        if isinstance(m, nnx.Module) and getattr(m, "compute_dtype", None) is not None:
+            return as_compute_dtype(m.compute_dtype)
+    return None
+
+
+__all__ = ["as_compute_dtype", "compute_dtype_of", "einsum", "matmul", "set_compute_dtype"]
