@@ -153,8 +153,12 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
         raise ValueError("the hybrid metadata model is a dot model: pass use_nn=False with use_meta=True")
     model = nnx.jit(lambda: _build_model(dls, n_factors, use_nn, use_meta, emb_szs, layers, config, y_range,
                                          nnx.Rngs(params=seed)))()  # one compile: ~0.5 s less than eager init
-    return CollabLearner(dls, model, loss_func if loss_func is not None else MSELossFlat(), seed=seed,
-                         device_epoch=device_epoch, path=kwargs.pop("path", dls.path), **kwargs)
+    learn = CollabLearner(dls, model, loss_func if loss_func is not None else MSELossFlat(), seed=seed,
+                          device_epoch=device_epoch, path=kwargs.pop("path", dls.path), **kwargs)
+    learn._export_args = {"n_factors": n_factors, "use_nn": bool(use_nn), "use_meta": bool(use_meta),
+                          "emb_szs": emb_szs, "layers": None if layers is None else list(layers),
+                          "config": dict(config or {}), "y_range": None if y_range is None else list(y_range)}
+    return learn
 
 
 def _build_model(dls: CollabDataLoaders, n_factors: int, use_nn: bool, use_meta: bool, emb_szs, layers, config,

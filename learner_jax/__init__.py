@@ -12,6 +12,7 @@ from learner_jax.callbacks import (
 )
 from learner_jax.data import DataLoader, DataLoaders, Loader, prefetch
 from learner_jax.download import URLs, download_url, untar_data
+from learner_jax.export import load_learner
 from learner_jax.learner import Learner, minimum, steep, valley
 from learner_jax.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, L1LossFlat, MSELossFlat
 from learner_jax.metrics import F1Score, Metric, accuracy, error_rate, mae, mse, perplexity, rmse
@@ -20,9 +21,9 @@ from learner_jax.steps import StepSpec, TrainState, make_eval_step, make_train_s
 
 __all__ = [
     "BCEWithLogitsLossFlat", "Callback", "CancelFitException", "CheckpointCallback", "CrossEntropyLossFlat",
-    "DataLoader", "DataLoaders", "EarlyStoppingCallback", "F1Score", "L1LossFlat", "Learner", "Loader",
-    "MSELossFlat", "Metric", "ModelOutput", "NonFiniteLossError", "NormLoggerCallback", "SaveModelCallback",
-    "StepSpec", "TerminateOnNaNCallback", "TrainState", "URLs", "accuracy", "download_url", "error_rate", "mae",
-    "make_eval_step",
-    "make_train_step", "minimum", "mse", "perplexity", "prefetch", "rmse", "steep", "untar_data", "valley",
+    "DataLoader", "DataLoaders", "EarlyStoppingCallback", "F1Score", "L1LossFlat", "Learner", "Loader", "MSELossFlat",
+    "Metric", "ModelOutput", "NonFiniteLossError", "NormLoggerCallback", "SaveModelCallback", "StepSpec",
+    "TerminateOnNaNCallback", "TrainState", "URLs", "accuracy", "download_url", "error_rate", "load_learner", "mae",
+    "make_eval_step", "make_train_step", "minimum", "mse", "perplexity", "prefetch", "rmse", "steep", "untar_data",
+    "valley",
 ]

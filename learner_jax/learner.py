@@ -414,6 +414,14 @@ class Learner:
         print(df.to_string())
         return df
 
+    # ---------------------------------------------------------------- export
+    def export(self, fname: str | Path = "export.zip") -> Path:
+        """fastai's ``export``: model settings, weights and preprocessing in one code-free file under ``path``
+        (``learner_jax.export``); ``load_learner(path)`` rebuilds the learner for inference."""
+        from learner_jax.export import export_learner
+
+        return export_learner(self, fname)
+
     # ---------------------------------------------------------------- lr finder
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
                 show_plot: bool = True, suggest_funcs=(valley,)):

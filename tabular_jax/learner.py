@@ -96,7 +96,12 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
         y_range = config.pop("y_range", None)
     else:
         config.pop("y_range", None)
-    model = TabularModel(get_emb_sz(dls, emb_szs), len(dls.cont_names), n_out, layers, y_range=y_range,
+    sizes = get_emb_sz(dls, emb_szs)
+    model = TabularModel(sizes, len(dls.cont_names), n_out, layers, y_range=y_range,
                          **config, rngs=nnx.Rngs(params=seed))
     kwargs.setdefault("device_epoch", True)
-    return TabularLearner(dls, model, loss_func=loss_func or dls.loss_func, metrics=metrics, seed=seed, **kwargs)
+    kwargs.setdefault("path", getattr(dls, "path", "."))  # fastai: the learner's path defaults to the loaders'
+    learn = TabularLearner(dls, model, loss_func=loss_func or dls.loss_func, metrics=metrics, seed=seed, **kwargs)
+    learn._export_args = {"layers": layers, "emb_szs": {n: w for n, (_, w) in zip(dls.cat_names, sizes)},
+                          "config": config, "n_out": n_out, "y_range": None if y_range is None else list(y_range)}
+    return learn

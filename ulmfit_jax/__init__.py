@@ -1,6 +1,7 @@
 """ulmfit_jax."""
 
 # public API: models and learners (issue 6), text data (issue 5)
+from learner_jax.export import load_learner as load_learner
 from ulmfit_jax.corpus import Corpus as Corpus
 from ulmfit_jax.learner import LMLearner as LMLearner
 from ulmfit_jax.learner import TextClassifierLearner as TextClassifierLearner

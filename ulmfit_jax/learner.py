@@ -214,6 +214,8 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     learn = LMLearner(dls, model, loss_func=LMCrossEntropyLossFlat(), splitter=lm_splitter(model.encoder.n_layers),
                       seed=seed, init_carry=partial(zero_carry, sizes), **kw)
     learn.backwards, learn._hidden_sizes = bool(backwards or getattr(dls, "backwards", False)), sizes
+    learn._export_args = {"kind": "lm", "config": dict(config or {}), "drop_mult": drop_mult, "alpha": alpha,
+                          "beta": beta, "unroll": unroll, "backwards": learn.backwards}
     if pretrained_fnames is not None:
         if len(pretrained_fnames) != 2:
             raise ValueError("pretrained_fnames must be (weights .pth, vocabulary .pkl)")
@@ -291,6 +293,10 @@ def text_classifier_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: 
     kw = _merge_kwargs(dict(metrics=[] if regression else [accuracy], moms=TEXT_MOMS), kwargs)
     learn = TextClassifierLearner(dls, model, loss_func=loss, splitter=clas_splitter(n_layers), seed=seed, **kw)
     learn.backwards, learn.classes = bool(backwards or getattr(dls, "backwards", False)), classes
+    learn._export_args = {"kind": "classifier", "n_out": int(n_out), "seq_len": seq_len, "max_len": max_len,
+                          "lin_ftrs": lin_ftrs, "ps": ps, "y_range": None if y_range is None else list(y_range),
+                          "config": dict(config or {}), "drop_mult": drop_mult, "alpha": alpha, "beta": beta,
+                          "unroll": unroll, "backwards": learn.backwards, "regression": bool(regression)}
     _check_seq_len(dls, seq_len)
     if pretrained:
         try:
