@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import zipfile
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +18,22 @@ from tests.ulmfit_jax.test_text_data import sample_df
 from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, text_classifier_learner
 
 TINY = dict(emb_sz=16, n_hid=32, n_layers=2)
+
+
+def _perturb(learn, seed=1):
+    """Weights (and BatchNorm statistics) unlike a fresh model's, without compiling a training step: a file whose
+    weights were not restored would then predict differently."""
+    rng = np.random.default_rng(seed)
+
+    def move(a, scale):
+        a = np.asarray(a)
+        if not np.issubdtype(a.dtype, np.floating):
+            return a
+        return (a * rng.uniform(0.5, 1.5, a.shape) + scale * rng.normal(size=a.shape)).astype(a.dtype)
+
+    learn.state = learn.state.replace(params=jax.tree_util.tree_map(lambda a: move(a, 0.1), learn.state.params),
+                                      model_state=jax.tree_util.tree_map(lambda a: move(a, 0.0),
+                                                                         learn.state.model_state))
 
 
 def _table(n=300, seed=0):
@@ -36,7 +53,7 @@ def test_tabular_roundtrip(tmp_path, target):
                                      cat_names=["a", "b"], cont_names=["c", "d"], y_names=target, seed=0, bs=32)
     learn = tabular_learner(dls, layers=[16, 8], metrics=accuracy if target == "y" else None, progress=False,
                             config={"ps": [0.1, 0.1]})
-    learn.fit_one_cycle(1, 1e-2)
+    _perturb(learn)
     path = learn.export()
     assert path == tmp_path / "export.zip"
     with zipfile.ZipFile(path) as z:
@@ -66,7 +83,7 @@ def test_collab_roundtrip(tmp_path, kind):
     dls = CollabDataLoaders.from_df(ratings, seed=0, bs=64, path=tmp_path, user_meta=meta)
     kw = dict(use_nn=True, layers=[10]) if kind == "nn" else dict(n_factors=8)
     learn = collab_learner(dls, y_range=(0, 5.5), progress=False, **kw)
-    learn.fit_one_cycle(1, 1e-2)
+    _perturb(learn)
     new = load_learner(learn.export("model.zip"))
     test = ratings.iloc[:100].drop(columns="rating")
     np.testing.assert_array_equal(learn.get_preds(dl=learn.dls.test_dl(test))[0],
@@ -82,12 +99,12 @@ def text_learners(tmp_path_factory):
     df = sample_df(120)
     lm_dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, bs=4, seq_len=10, min_freq=1)
     lm = language_model_learner(lm_dls, AWD_LSTM, config=TINY, pretrained=False, progress=False, path=path)
-    lm.fit(1, 1e-2)
+    _perturb(lm)
     dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid", bs=8, seq_len=10,
                                   text_vocab=lm_dls.vocab)
     clas = text_classifier_learner(dls, AWD_LSTM, config=TINY, seq_len=10, pretrained=False, progress=False,
                                    path=path)
-    clas.fit(1, 1e-2)
+    _perturb(clas)
     return df, lm, clas
 
 
@@ -117,6 +134,7 @@ def test_sentencepiece_tokenizer_travels(tmp_path):
                                   tok_tfm="sentencepiece", min_freq=1)
     clas = text_classifier_learner(dls, AWD_LSTM, config=TINY, seq_len=10, pretrained=False, progress=False,
                                    path=tmp_path)
+    _perturb(clas)
     new = load_learner(clas.export())
     text = "Subword pieces of an unseen word: flabbergasted"
     np.testing.assert_array_equal(dls.numericalize_texts([text])[0], new.dls.numericalize_texts([text])[0])
