@@ -25,7 +25,7 @@ from learner_jax.callbacks import Callback, CancelFitException, NormLoggerCallba
 from learner_jax.checkpoint import TrainingCheckpoints, load_tree, save_tree
 from learner_jax.data import DataLoaders, Loader, prefetch
 from learner_jax.metrics import Metric, as_metric
-from learner_jax.progress import EpochTable, batch_bar
+from learner_jax.progress import EpochTable, batch_bar, epoch_bar, step_bar
 from learner_jax.recorder import Recorder
 from learner_jax.sharding import check_batch_size, data_mesh, replicate, replicated, shard_batch
 from learner_jax.steps import (
@@ -128,7 +128,7 @@ class Learner:
         self.n_frozen = 0
         key = jax.random.key(self.seed)
         self.rng, self.data_rng = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
-        self.recorder = Recorder()
+        self.recorder = Recorder(folder=lambda: self.path)
         self.n_traces: collections.Counter = collections.Counter()
         self._jits: dict = {}
         self.log_norms = False  # set while a NormLoggerCallback is active (a separately compiled step)
@@ -265,7 +265,7 @@ class Learner:
         for cb in cbs:
             cb.before_fit(self)
         try:
-            for epoch in range(start_epoch, n_epoch):
+            for epoch in epoch_bar(range(start_epoch, n_epoch), self.progress):
                 self.epoch = epoch
                 t0 = time.perf_counter()
                 for cb in cbs:
@@ -349,7 +349,8 @@ class Learner:
         state = self.state.replace(carry=self._fresh_carry(dl.bs))
         acc = None
         whole = self._whole_set(dl)
-        batches = [whole] if whole is not None else prefetch(dl.batches(0), size=2, put=self._shard)
+        batches = [whole] if whole is not None else batch_bar(prefetch(dl.batches(0), size=2, put=self._shard),
+                                                              len(dl), self.progress, desc="valid")
         for batch in batches:
             state, stats = eval_fn(state, batch)
             acc = stats if acc is None else jax.tree_util.tree_map(operator.add, acc, stats)
@@ -436,6 +437,7 @@ class Learner:
             optim.exponential(start, end, num_it, 0.9, int(self.state.step), self.wd), self.mesh))
         step_fn = self._jit("train")
         best, it, train = math.inf, 0, self.dls.train
+        bar = step_bar(num_it, self.progress, desc="lr_find")
         try:
             while it < num_it:
                 if self.init_carry:
@@ -445,6 +447,7 @@ class Learner:
                     host = jax.device_get(m)
                     smooth = self.recorder.add_step(host["loss"], host["lr"], host["mom"])
                     it += 1
+                    bar.update(1)
                     best = min(best, smooth)
                     if (stop_div and (smooth > 4 * best or not math.isfinite(smooth))) or it >= num_it:
                         raise CancelFitException()
@@ -453,6 +456,7 @@ class Learner:
             pass
         finally:
             self.state, self.epochs_done = saved, saved_epochs
+            bar.close()
         lrs = self.recorder._last_group_lrs()[num_it // 10:-5]
         losses = np.asarray(self.recorder.losses, np.float64)[num_it // 10:-5]
         bad = np.flatnonzero(~np.isfinite(losses))
