@@ -1,4 +1,4 @@
-"""Where a picture goes: inline in a notebook, a PNG file elsewhere.
+"""Where pictures and tables go: inline in a notebook, a PNG file (or printed table) elsewhere.
 
 In an IPython kernel whose matplotlib backend draws inline (``%matplotlib inline``, the default in Jupyter and
 Colab, or a widget backend) a figure is displayed in the cell and no file is written, unless a file name is
@@ -91,4 +91,27 @@ def show_or_save(fig: Any, fname: str | os.PathLike | None, default: str, folder
     return out
 
 
-__all__ = ["PLOTS_DIR", "free_path", "in_notebook", "inline_backend", "save_figure", "show_or_save"]
+
+
+def in_ipython() -> bool:
+    """True in any IPython shell (notebook or terminal): the returned value of a call is displayed there."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def show_table(df: Any, show: bool = True, max_colwidth: int = 200) -> Any:
+    """The one rule for tables (``show_batch``, ``show_results``, top losses): the DataFrame is returned, so
+    IPython and notebooks display it once as the cell's value; outside IPython it is also printed when ``show``."""
+    if show and not in_ipython():
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", 50, "display.width", 200, "display.max_colwidth", max_colwidth):
+            print(df.to_string(index=False))
+    return df
+
+
+__all__ = ["PLOTS_DIR", "free_path", "in_ipython", "in_notebook", "inline_backend", "save_figure", "show_or_save",
+           "show_table"]

@@ -141,6 +141,14 @@ class Learner:
                                           opt_state=_init_opt_state(spec, params, sched), carry=carry,
                                           sched=sched), self.mesh)
 
+    def __repr__(self) -> str:
+        n_params = sum(int(np.prod(np.shape(a))) for a in jax.tree_util.tree_leaves(self.state.params))
+        loss = getattr(self.loss_func, "__name__", type(self.loss_func).__name__)
+        frozen = f", frozen to group {self.n_frozen}" if self.n_frozen else ""
+        return (f"{type(self).__name__}({type(self.model).__name__} with {n_params:,} parameters in {self.n_groups} "
+                f"layer group{'s' if self.n_groups != 1 else ''}{frozen}; loss {loss}, metrics "
+                f"{[m.name for m in self.metrics]}; {self.epochs_done} epochs trained; path {str(self.path)!r})")
+
     # ---------------------------------------------------------------- model access
     @property
     def params(self) -> Any:

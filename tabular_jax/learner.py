@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
+from learner_jax.figures import show_table
 from learner_jax.learner import Learner
 from tabular_jax.data import TabularDataLoaders
 from tabular_jax.interpret import permutation_importance
@@ -66,10 +67,7 @@ class TabularLearner(Learner):
         if getattr(dl, "has_labels", True):
             df[name] = list(block.decode(targs[keep]))
         df[f"{name}_pred"] = list(block.decode((dec if isinstance(block, CategoryBlock) else preds)[keep]))
-        if show:
-            with pd.option_context("display.max_columns", 50, "display.width", 200):
-                print(df.to_string(index=False))
-        return df
+        return show_table(df, show)
 
     def show_batch(self, dl: Any = None, max_n: int = 10, show: bool = True) -> pd.DataFrame:
         return self.dls.show_batch(dl=dl, max_n=max_n, show=show)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from learner_jax.data import DataLoaders
+from learner_jax.figures import show_table
 from ulmfit_jax.corpus import Corpus, build_corpus, cached_corpus, corpus_key, texts_key
 from ulmfit_jax.sentencepiece_tok import SentencePieceTokenizer
 from ulmfit_jax.text_files import SKIP_FILES, files_key, is_archive, iter_text_files, list_text_files
@@ -114,7 +115,8 @@ class TextDataLoaders(DataLoaders):
 
     def show_batch(self, dl: Any = None, max_n: int = 9, trunc_at: int = 150, readable: bool = False,
                    show: bool = True) -> pd.DataFrame:
-        """The first ``max_n`` rows of a training batch as a table (``text`` [, ``text_``] or ``category``)."""
+        """The first ``max_n`` rows of a training batch as a table (``text`` [, ``text_``] or ``category``),
+        returned (a notebook displays it) and printed outside IPython when ``show``."""
         x, y, w = next((self.train if dl is None else dl).batches(0))
         rows = []
         for i in range(min(max_n, int((w > 0).sum()))):
@@ -127,11 +129,13 @@ class TextDataLoaders(DataLoaders):
             else:
                 row["category"] = self.classes[int(y[i])]
             rows.append(row)
-        df = pd.DataFrame(rows)
-        if show:
-            with pd.option_context("display.max_colwidth", 400, "display.width", 200):
-                print(df.to_string())
-        return df
+        return show_table(pd.DataFrame(rows), show, max_colwidth=400)
+
+    def decode_inputs(self, x: np.ndarray, readable: bool = True) -> pd.DataFrame:
+        """A batch of token ids as a ``text`` column (padding dropped, rules undone), for interpretation tables."""
+        x = np.asarray(x)
+        rows = [r[r != self.pad_idx] for r in x]
+        return pd.DataFrame({"text": [self.decode(r[::-1] if self.backwards else r, readable) for r in rows]})
 
     # ---- new data ---------------------------------------------------------------------------------------
     @functools.cached_property
