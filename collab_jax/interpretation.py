@@ -26,15 +26,21 @@ def explained_variance(x: np.ndarray) -> np.ndarray:
     return s / max(s.sum(), 1e-12)
 
 
+_DARK = ["#1b4f72", "#922b21", "#1e8449", "#6c3483", "#9a7d0a", "#117a65", "#424949", "#a04000"]
 # label offsets tried in order (points): right, left, above, below, then further out
 _OFFSETS = [(4, 3), (-4, 3), (4, 9), (4, -11), (-4, -11), (-4, 9), (8, 16), (8, -18), (-8, 16), (-8, -18)]
 
 
-def place_labels(ax: Any, xs: np.ndarray, ys: np.ndarray, labels: Sequence[str], colors: Sequence[Any]) -> None:
-    """Label each point at the first offset whose text box overlaps no label placed before (greedy; a label
-    with no free spot keeps the first offset). A few dozen labels: no extra dependency for this."""
+def place_labels(ax: Any, xs: np.ndarray, ys: np.ndarray, labels: Sequence[str], colors: Sequence[Any]) -> int:
+    """Label each point at the first offset whose text box overlaps no label placed before (greedy; a point with
+    no free spot stays unlabelled). Returns the number of labels drawn. A few dozen labels: no dependency."""
+    from matplotlib.transforms import Bbox
+
     renderer = ax.figure.canvas.get_renderer()
-    placed: list[Any] = []
+    frame = ax.get_window_extent(renderer)
+    pts = ax.transData.transform(np.column_stack([xs, ys]))
+    placed: list[Any] = [Bbox.from_extents(px - 3, py - 3, px + 3, py + 3) for px, py in pts]  # the dots
+    shown = 0
     for x, y, text, color in zip(xs, ys, labels, colors):
         ann = None
         for dx, dy in _OFFSETS:
@@ -42,14 +48,15 @@ def place_labels(ax: Any, xs: np.ndarray, ys: np.ndarray, labels: Sequence[str],
             cand = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=9, color=color,
                                ha=ha, va="center")
             box = cand.get_window_extent(renderer).expanded(1.02, 1.1)
-            if not any(box.overlaps(b) for b in placed):
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(b) for b in placed):
                 ann = cand
                 break
             cand.remove()
-        if ann is None:
-            ann = ax.annotate(text, (x, y), xytext=_OFFSETS[0], textcoords="offset points", fontsize=9,
-                              color=color, va="center", alpha=0.6)
-        placed.append(ann.get_window_extent(renderer))
+        if ann is not None:  # no free spot: the point stays unlabelled rather than under another label
+            placed.append(ann.get_window_extent(renderer))
+            shown += 1
+    return shown
 
 
 def plot_item_pca(learn: Any, items: Sequence[Any], n_show: int = 50, components: tuple[int, int] = (0, 1),
@@ -77,13 +84,16 @@ def plot_item_pca(learn: Any, items: Sequence[Any], n_show: int = 50, components
     with plt.rc_context(PLOT_STYLE):
         fig, ax = plt.subplots(figsize=(12, 10))
         ax.scatter(comps[pick, cx], comps[pick, cy], s=14, color="C0", alpha=0.7)
-        colors = [plt.get_cmap("Dark2")(j % 8) for j in range(len(pick))]  # dark enough to read on white
+        colors = [_DARK[j % len(_DARK)] for j in range(len(pick))]
         ax.margins(0.12)
-        place_labels(ax, comps[pick, cx], comps[pick, cy], labels, colors)
+        ax.set_xlim(ax.get_xlim())  # fix the limits now: label boxes are measured in screen coordinates
+        ax.set_ylim(ax.get_ylim())
+        shown = place_labels(ax, comps[pick, cx], comps[pick, cy], labels, colors)
         ax.set_xlabel(f"principal component {cx + 1} ({share[cx]:.0%} of the variance)")
         ax.set_ylabel(f"principal component {cy + 1} ({share[cy]:.0%} of the variance)")
+        hidden = f"; {len(pick) - shown} labels left out where they would overlap" if shown < len(pick) else ""
         ax.set_title(f"Item factors on their principal components ({len(pick)} of {len(items)} "
-                     f"{learn.dls.item_name}s)")
+                     f"{learn.dls.item_name}s{hidden})")
     return show_or_save(fig, fname, "item_pca.png", getattr(learn, "path", None), "item PCA map")
 
 
