@@ -59,9 +59,10 @@ def epoch_bar(epochs: range, enabled: bool = True) -> Iterator[int]:
         yield from bar
 
 
-def step_bar(total: int, enabled: bool = True, desc: str = "") -> tqdm:
-    """A transient bar advanced by hand (``bar.update(1)``; ``bar.close()`` at the end)."""
-    return tqdm(total=total, desc=desc, leave=False, mininterval=0.5, dynamic_ncols=True,
+def step_bar(total: int | None, enabled: bool = True, desc: str = "", unit: str = "it", delay: float = 0.0) -> tqdm:
+    """A transient bar advanced by hand (``bar.update(n)``; ``bar.close()`` at the end); ``delay`` seconds pass
+    before it appears, so quick jobs never show one."""
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, mininterval=0.5, dynamic_ncols=True, delay=delay,
                 disable=None if enabled else True)
 
 
