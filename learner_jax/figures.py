@@ -61,6 +61,13 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
     return path
 
 
+def display_inline(fig: Any) -> None:
+    """Draw ``fig`` in the notebook cell's output."""
+    from IPython.display import display
+
+    display(fig)
+
+
 def show_or_save(fig: Any, fname: str | os.PathLike | None, default: str, folder: str | os.PathLike | None,
                  what: str = "plot", verbose: bool = True) -> Path | None:
     """Display ``fig`` inline (notebook, no ``fname``) or write it; returns the written path (None if only shown).
@@ -74,9 +81,7 @@ def show_or_save(fig: Any, fname: str | os.PathLike | None, default: str, folder
     try:
         inline = inline_backend()
         if inline:
-            from IPython.display import display
-
-            display(fig)
+            display_inline(fig)
         if fname is not None or not inline:
             base = Path(folder if folder is not None else ".") / PLOTS_DIR
             if fname is None:
@@ -113,5 +118,5 @@ def show_table(df: Any, show: bool = True, max_colwidth: int = 200) -> Any:
     return df
 
 
-__all__ = ["PLOTS_DIR", "free_path", "in_ipython", "in_notebook", "inline_backend", "save_figure", "show_or_save",
-           "show_table"]
+__all__ = ["PLOTS_DIR", "display_inline", "free_path", "in_ipython", "in_notebook", "inline_backend", "save_figure",
+           "show_or_save", "show_table"]
