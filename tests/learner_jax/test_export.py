@@ -124,6 +124,7 @@ def test_language_model_roundtrip(text_learners):
     df, lm, _ = text_learners
     new = load_learner(lm.export("lm.zip"))
     assert new.predict("This movie", 6, seed=3) == lm.predict("This movie", 6, seed=3)
+    assert list(lm.show_results(max_n=2, show=False).columns) == ["text", "text_", "text_pred"]
     dl_a, dl_b = lm.dls.test_dl(df.text.tolist()[:12], bs=4), new.dls.test_dl(df.text.tolist()[:12], bs=4)
     np.testing.assert_array_equal(lm.get_preds(dl=dl_a)[0], new.get_preds(dl=dl_b)[0])
 
