@@ -24,6 +24,7 @@ from learner_jax import optim
 from learner_jax.callbacks import Callback, CancelFitException, NormLoggerCallback, TerminateOnNaNCallback
 from learner_jax.checkpoint import TrainingCheckpoints, load_tree, save_tree
 from learner_jax.data import DataLoaders, Loader, prefetch
+from learner_jax.figures import show_table
 from learner_jax.metrics import Metric, as_metric
 from learner_jax.progress import EpochTable, batch_bar, epoch_bar, step_bar
 from learner_jax.recorder import Recorder
@@ -420,8 +421,7 @@ class Learner:
         preds, targs, dec = self.get_preds(with_decoded=True)
         n = min(max_n, len(targs))
         df = pd.DataFrame({"target": list(targs[:n]), "prediction": list(np.asarray(dec)[:n])})
-        print(df.to_string())
-        return df
+        return show_table(df)  # returned (a notebook displays it); printed outside IPython
 
     # ---------------------------------------------------------------- export
     def export(self, fname: str | Path = "export.zip") -> Path:
