@@ -23,6 +23,7 @@ import pandas as pd
 
 from collab_jax.metadata import HybridInput, MetaEncoder, plain
 from learner_jax.data import DataLoader, DataLoaders, take_rows
+from learner_jax.figures import show_table
 
 NA = "#na#"
 
@@ -118,7 +119,7 @@ def _valid_mask(ratings: pd.DataFrame, valid_col: str) -> np.ndarray:
     return col.to_numpy().astype(bool)
 
 
-@dataclass
+@dataclass(repr=False)
 class CollabDataLoaders(DataLoaders):
     """Training and validation loaders of ``(x, rating, w)`` with x int32 ``(B, 2)`` = [user index, item index].
 
@@ -249,11 +250,20 @@ class CollabDataLoaders(DataLoaders):
         return out
 
     def show_batch(self, max_n: int = 10, show: bool = True) -> pd.DataFrame:
-        """The first ``max_n`` rows of the first training batch, decoded to raw ids (fastai's ``show_batch``)."""
+        """The first ``max_n`` rows of the first training batch, decoded to raw ids (fastai's ``show_batch``),
+        returned (a notebook displays it) and printed outside IPython when ``show``."""
         x, y, w = next(iter(self.train.batches(0)))
         n = min(max_n, int((np.asarray(w) > 0).sum()))
         ids = x.ids if isinstance(x, HybridInput) else x
-        df = self.decode(np.asarray(ids)[:n], np.asarray(y)[:n])
-        if show:
-            print(df.to_string())
-        return df
+        return show_table(self.decode(np.asarray(ids)[:n], np.asarray(y)[:n]), show)
+
+    def decode_inputs(self, x: np.ndarray | HybridInput) -> pd.DataFrame:
+        """Encoded rows as their raw user and item ids (for result tables)."""
+        return self.decode(x)
+
+    def __repr__(self) -> str:
+        n_train, n_valid = (getattr(dl, "n", "?") for dl in (self.train, self.valid))
+        meta = " + metadata" if self.user_meta is not None or self.item_meta is not None else ""
+        return (f"CollabDataLoaders({self.n_users - 1} {self.user_name}s x {self.n_items - 1} {self.item_name}s"
+                f" -> {self.rating_name} in [{self.rating_range[0]:g}, {self.rating_range[1]:g}]{meta}; "
+                f"{n_train} train / {n_valid} valid ratings, bs={self.train.bs})")

@@ -26,6 +26,17 @@ def pca(x: np.ndarray, k: int = 2) -> np.ndarray:
     return xc @ (u[:, :k] * signs[:k])
 
 
+class Factors(np.ndarray):
+    """Learned factors: a NumPy array with fastai's tensor patch ``.pca(k)`` (``learn.model.weight(it).pca(3)``)."""
+
+    def __new__(cls, x: Any) -> Factors:
+        return np.asarray(x).view(cls)
+
+    def pca(self, k: int = 2) -> np.ndarray:
+        """The rows projected on their top ``k`` principal directions (``pca``)."""
+        return pca(np.asarray(self), k)
+
+
 def most_rated(ratings: pd.DataFrame, item_name: str, n: int = 1000) -> np.ndarray:
     """The lesson's ``top_movies``: the ``n`` items with the most ratings, most rated first."""
     if item_name not in ratings.columns:

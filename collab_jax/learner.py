@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from collab_jax.data import NA, CollabDataLoaders, categorize
+from collab_jax.data import CollabDataLoaders
 from collab_jax.dot_epoch import MIN_MOM, make_dot_train_epoch, table_leaves
-from collab_jax.interpret import recommend
+from collab_jax.interpret import Factors, recommend
 from collab_jax.models import EmbeddingDotBias, EmbeddingNN, HybridDotBias, emb_sz_rule
 from learner_jax.learner import Learner
 from learner_jax.losses import MSELossFlat
@@ -69,33 +69,36 @@ class CollabLearner(Learner):
         preds, _ = self.get_preds(dl=self.dls.test_dl(df, warn_unseen=warn_unseen))
         return np.asarray(preds, np.float32).reshape(len(df))
 
-    def _idx(self, arr: Sequence[Any], is_item: bool) -> np.ndarray:
-        name = self.dls.item_name if is_item else self.dls.user_name
-        idx = categorize(pd.Series(list(arr), dtype=object), self.dls.classes[name])
-        unknown = [a for a, i in zip(arr, idx) if i == 0]
-        if unknown:
-            raise KeyError(f"{'item' if is_item else 'user'}(s) {unknown[:5]} not in the training data (they map "
-                           f"to {NA}); an id present in the original data may have been split into validation only")
-        return idx
-
-    def _table(self, kind: str, is_item: bool) -> np.ndarray:
-        p = self.params
-        if "embeds" in p:  # EmbeddingNN: embeds[0] users, embeds[1] items; it has no bias
-            if kind == "bias":
-                raise ValueError("EmbeddingNN has no user/item biases; use the dot model (use_nn=False)")
-            return np.asarray(p["embeds"][1 if is_item else 0]["embedding"])
-        key = f"{'i' if is_item else 'u'}_{kind}"
-        return np.asarray(p[key]["embedding"])
+    @property
+    def model(self) -> nnx.Module:
+        """The module with the current weights and the id ``classes``, so fastai v2's ``learn.model.bias(items)``,
+        ``learn.model.weight(items, is_item=False)`` and ``learn.model.i_bias`` work (``RawIdLookup``)."""
+        m = super().model
+        m.classes = self.dls.classes
+        return m
 
     def bias(self, arr: Sequence[Any], is_item: bool = True) -> np.ndarray:
         """The learned bias of each raw item (or user, ``is_item=False``) id in ``arr`` (fastai's
         ``learn.model.bias``); for the hybrid model the id part only."""
-        return self._table("bias", is_item)[self._idx(arr, is_item), 0]
+        return self.model.bias(arr, is_item)
 
-    def weight(self, arr: Sequence[Any], is_item: bool = True) -> np.ndarray:
+    def weight(self, arr: Sequence[Any], is_item: bool = True) -> Factors:
         """The learned factors ``(len(arr), n_factors)`` of each raw item (or user) id (fastai's
-        ``learn.model.weight``); the item embeddings for ``EmbeddingNN``."""
-        return self._table("weight", is_item)[self._idx(arr, is_item)]
+        ``learn.model.weight``; ``.pca(k)`` gives the lesson's components); the item embeddings for
+        ``EmbeddingNN``."""
+        return self.model.weight(arr, is_item)
+
+    def show_results(self, ds_idx: int = 1, dl: Any = None, max_n: int = 10, show: bool = True) -> pd.DataFrame:
+        """The first ``max_n`` rows of ``dl`` (default: loader ``ds_idx``, validation): user and item ids, the
+        rating and the prediction (``<rating>_pred``)."""
+        from learner_jax.figures import show_table
+
+        dl = self.dls.loaders[ds_idx] if dl is None else dl
+        inp, preds, targs = self.get_preds(dl=dl, with_input=True)
+        n = min(max_n, len(targs))
+        df = self.dls.decode(jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], inp), np.asarray(targs)[:n])
+        df[f"{self.dls.rating_name}_pred"] = np.asarray(preds, np.float32).reshape(len(targs))[:n]
+        return show_table(df, show)
 
     def recommend(self, user: Any, n: int = 10, exclude_rated: bool = True,
                   exclude: Sequence[Any] = ()) -> pd.DataFrame:
@@ -158,8 +161,12 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
         raise ValueError("the hybrid metadata model is a dot model: pass use_nn=False with use_meta=True")
     model = nnx.jit(lambda: _build_model(dls, n_factors, use_nn, use_meta, emb_szs, layers, config, y_range,
                                          nnx.Rngs(params=seed)))()  # one compile: ~0.5 s less than eager init
-    return CollabLearner(dls, model, loss_func if loss_func is not None else MSELossFlat(), seed=seed,
-                         device_epoch=device_epoch, path=kwargs.pop("path", dls.path), **kwargs)
+    learn = CollabLearner(dls, model, loss_func if loss_func is not None else MSELossFlat(), seed=seed,
+                          device_epoch=device_epoch, path=kwargs.pop("path", dls.path), **kwargs)
+    learn._export_args = {"n_factors": n_factors, "use_nn": bool(use_nn), "use_meta": bool(use_meta),
+                          "emb_szs": emb_szs, "layers": None if layers is None else list(layers),
+                          "config": dict(config or {}), "y_range": None if y_range is None else list(y_range)}
+    return learn
 
 
 def _build_model(dls: CollabDataLoaders, n_factors: int, use_nn: bool, use_meta: bool, emb_szs, layers, config,

@@ -12,11 +12,16 @@ momentum 0.1 (Flax: 0.9), eps 1e-5.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pandas as pd
 from flax import nnx
 
+from collab_jax.data import NA, categorize
+from collab_jax.interpret import Factors
 from collab_jax.metadata import HybridInput
 from learner_jax.model_io import ModelOutput
 
@@ -79,7 +84,39 @@ def _with_l2(res: jax.Array, l2: float, train: bool, *rows: jax.Array) -> jax.Ar
     return ModelOutput(res, aux_loss=l2 * jnp.mean(penalty))
 
 
-class EmbeddingDotBias(nnx.Module):
+class RawIdLookup:
+    """fastai v2's ``model.bias(arr, is_item)`` and ``model.weight(arr, is_item)`` over raw user/item ids.
+
+    They need ``classes`` ({user column: ids, item column: ids}, index 0 = ``#na#``), which ``CollabLearner.model``
+    sets, as fastai's ``EmbeddingDotBias.from_classes`` does. Factors come back as ``Factors`` (``.pca(k)``)."""
+
+    classes: dict | None = None
+
+    def _table(self, kind: str, is_item: bool) -> jax.Array:
+        return getattr(self, f"{'i' if is_item else 'u'}_{kind}").embedding[...]
+
+    def _get_idx(self, arr: Sequence[Any], is_item: bool = True) -> np.ndarray:
+        if not self.classes:
+            raise ValueError("this model has no id classes: read it as learn.model from a collab_learner")
+        user_name, item_name = list(self.classes)[:2]
+        name = item_name if is_item else user_name
+        idx = categorize(pd.Series(list(arr), dtype=object), self.classes[name])
+        unknown = [a for a, i in zip(arr, idx) if i == 0]
+        if unknown:
+            raise KeyError(f"{'item' if is_item else 'user'}(s) {unknown[:5]} not in the training data (they map "
+                           f"to {NA}); an id present in the original data may have been split into validation only")
+        return idx
+
+    def bias(self, arr: Sequence[Any], is_item: bool = True) -> np.ndarray:
+        """The learned bias of each raw item (or user, ``is_item=False``) id in ``arr``."""
+        return np.asarray(self._table("bias", is_item))[self._get_idx(arr, is_item), 0]
+
+    def weight(self, arr: Sequence[Any], is_item: bool = True) -> Factors:
+        """The learned factors ``(len(arr), n_factors)`` of each raw item (or user) id, with ``.pca(k)``."""
+        return Factors(np.asarray(self._table("weight", is_item))[self._get_idx(arr, is_item)])
+
+
+class EmbeddingDotBias(RawIdLookup, nnx.Module):
     """fastai's dot model: ``sum(u * i) + u_bias + i_bias``, through ``sigmoid_range`` when ``y_range`` is set.
     ``l2`` (ours, default off) adds per-occurrence L2 on the batch's factors and biases to the training loss."""
 
@@ -125,7 +162,7 @@ class LinBnDrop(nnx.Module):
         return x
 
 
-class EmbeddingNN(nnx.Module):
+class EmbeddingNN(RawIdLookup, nnx.Module):
     """fastai's ``EmbeddingNN``: a ``TabularModel`` with no continuous inputs and one output, over the user and
     item embeddings concatenated (sizes ``emb_szs`` = [(n_users, du), (n_items, di)])."""
 
@@ -149,6 +186,11 @@ class EmbeddingNN(nnx.Module):
                       act=act_cls if i != n - 1 else None, rngs=rngs)
             for i, p in enumerate([*ps, 0.0])])
 
+    def _table(self, kind: str, is_item: bool) -> jax.Array:
+        if kind == "bias":
+            raise ValueError("EmbeddingNN has no user/item biases; use the dot model (use_nn=False)")
+        return self.embeds[1 if is_item else 0].embedding[...]
+
     def __call__(self, x: jax.Array | HybridInput, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         ids = _ids(x)
         h = jnp.concatenate([e(ids[:, i]) for i, e in enumerate(self.embeds)], axis=1)
@@ -160,7 +202,7 @@ class EmbeddingNN(nnx.Module):
         return h if self.y_range is None else sigmoid_range(h, *self.y_range)
 
 
-class HybridDotBias(nnx.Module):
+class HybridDotBias(RawIdLookup, nnx.Module):
     """``EmbeddingDotBias`` whose user and item vectors and biases also get a learned projection of metadata:
 
         u = u_weight[user] + user_feats @ u_meta      b_u = u_bias[user] + user_feats @ u_meta_b

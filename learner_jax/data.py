@@ -91,6 +91,10 @@ class DataLoader:
     def __len__(self) -> int:
         return self.n // self.bs if self.drop_last else -(-self.n // self.bs)
 
+    def __repr__(self) -> str:
+        return (f"DataLoader({self.n} rows, bs={self.bs}, {len(self)} batches"
+                f"{', shuffled' if self.shuffle else ''}{', drop_last' if self.drop_last else ''})")
+
     def order(self, epoch: int) -> np.ndarray:
         """Row order of an epoch (a permutation when shuffling)."""
         if self.shuffle:

@@ -47,6 +47,7 @@ from types import MappingProxyType
 from tqdm.auto import tqdm
 
 CACHE_ENV = "LESSON4_CACHE"
+DATA_ENV = "LESSON4_DATA"  # a folder of already extracted datasets (checked before downloading)
 DEFAULT_CACHE = Path("~/.cache/lesson4_jax")
 CHECK_BYTES = 2**20  # fastai hashes only the first MiB of an archive
 ARCHIVE_KINDS = ("tgz", "tar", "zip")
@@ -499,7 +500,8 @@ def untar_data(url_or_name: str | RemoteArchive, dest: PathLike | None = None, f
     ``url_or_name``: a ``URLs.*`` constant, a registry name, or a ``RemoteArchive``. ``dest``: the folder to
     extract into (default ``<cache>/data``); ``archive``: where archives go (default ``<cache>/archive``).
     ``force`` (or fastai's ``force_download``) downloads and extracts again. An existing extracted folder is
-    returned without any network access.
+    returned without any network access, as is an extracted copy under ``$LESSON4_DATA`` (``local_copy``);
+    offline, the error says where a local copy can be put.
     """
     entry = get_entry(url_or_name)
     force = force or force_download
@@ -509,7 +511,28 @@ def untar_data(url_or_name: str | RemoteArchive, dest: PathLike | None = None, f
     target = data_dir / entry.folder
     if target.exists() and not force:
         return target
-    arch = download_url(entry.url, arch_dir / entry.filename, size=entry.size,
-                        md5_first_mib=entry.md5_first_mib, force=force, quiet=quiet, timeout=timeout,
-                        sha256=entry.sha256)
+    local = local_copy(entry.folder) if dest is None and not force else None
+    if local is not None:
+        return local
+    try:
+        arch = download_url(entry.url, arch_dir / entry.filename, size=entry.size,
+                            md5_first_mib=entry.md5_first_mib, force=force, quiet=quiet, timeout=timeout,
+                            sha256=entry.sha256)
+    except DownloadError as e:
+        raise DownloadError(f"{e}\n{entry.name} is not available offline: point ${DATA_ENV} at a folder holding "
+                            f"{entry.folder}/ (or <subfolder>/{entry.folder}/), put the extracted folder at {target}, "
+                            f"or put the downloaded {entry.filename} at {arch_dir / entry.filename}") from e
     return extract_archive(arch, target, kind=entry.kind, force=force)
+
+
+def local_copy(folder: str) -> Path | None:
+    """An extracted copy of a dataset under ``$LESSON4_DATA`` (``<root>/<folder>`` or ``<root>/*/<folder>``,
+    the layout of a shared data folder), so offline machines use it without a download; None when absent."""
+    root = os.environ.get(DATA_ENV)
+    if not root:
+        return None
+    base = Path(root).expanduser()
+    for cand in (base / folder, *sorted(base.glob(f"*/{folder}"))):
+        if cand.is_dir():
+            return cand
+    return None

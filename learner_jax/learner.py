@@ -32,9 +32,10 @@ from learner_jax.checkpoint import (
     saved_copy,
 )
 from learner_jax.data import DataLoaders, Loader, prefetch
+from learner_jax.figures import show_table
 from learner_jax.metrics import Metric, as_metric, check_metrics_for_loss
 from learner_jax.precision import compute_dtype_of, set_compute_dtype
-from learner_jax.progress import EpochTable, batch_bar
+from learner_jax.progress import EpochTable, batch_bar, epoch_bar, step_bar
 from learner_jax.recorder import Recorder
 from learner_jax.sharding import check_batch_size, data_mesh, replicate, replicated, shard_batch
 from learner_jax.steps import (
@@ -142,7 +143,7 @@ class Learner:
         self.n_frozen = 0
         key = jax.random.key(self.seed)
         self.rng, self.data_rng = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
-        self.recorder = Recorder()
+        self.recorder = Recorder(folder=lambda: self.path)
         self.n_traces: collections.Counter = collections.Counter()
         self._jits: dict = {}
         self.log_norms = False  # set while a NormLoggerCallback is active (a separately compiled step)
@@ -154,6 +155,14 @@ class Learner:
         self.state = replicate(TrainState(step=jax.device_put(np.int32(0)), params=params, model_state=model_state,
                                           opt_state=_init_opt_state(spec, params, sched), carry=carry,
                                           sched=sched), self.mesh)
+
+    def __repr__(self) -> str:
+        n_params = sum(int(np.prod(np.shape(a))) for a in jax.tree_util.tree_leaves(self.state.params))
+        loss = getattr(self.loss_func, "__name__", type(self.loss_func).__name__)
+        frozen = f", frozen to group {self.n_frozen}" if self.n_frozen else ""
+        return (f"{type(self).__name__}({type(self.model).__name__} with {n_params:,} parameters in {self.n_groups} "
+                f"layer group{'s' if self.n_groups != 1 else ''}{frozen}; loss {loss}, metrics "
+                f"{[m.name for m in self.metrics]}; {self.epochs_done} epochs trained; path {str(self.path)!r})")
 
     # ---------------------------------------------------------------- model access
     @property
@@ -334,7 +343,7 @@ class Learner:
         for cb in cbs:
             cb.before_fit(self)
         try:
-            for epoch in range(start_epoch, n_epoch):
+            for epoch in epoch_bar(range(start_epoch, n_epoch), self.progress):
                 self.epoch = epoch
                 t0 = time.perf_counter()
                 for cb in cbs:
@@ -420,7 +429,8 @@ class Learner:
         state = self.state.replace(carry=self._fresh_carry(dl.bs), opt_state=None)
         acc = None
         whole = self._whole_set(dl)
-        batches = [whole] if whole is not None else prefetch(dl.batches(0), size=2, put=self._shard)
+        batches = [whole] if whole is not None else batch_bar(prefetch(dl.batches(0), size=2, put=self._shard),
+                                                              len(dl), self.progress, desc="valid")
         for batch in batches:
             state, stats = eval_fn(state, batch)
             acc = stats if acc is None else jax.tree_util.tree_map(operator.add, acc, stats)
@@ -482,8 +492,15 @@ class Learner:
         preds, targs, dec = self.get_preds(with_decoded=True)
         n = min(max_n, len(targs))
         df = pd.DataFrame({"target": list(targs[:n]), "prediction": list(np.asarray(dec)[:n])})
-        print(df.to_string())
-        return df
+        return show_table(df)  # returned (a notebook displays it); printed outside IPython
+
+    # ---------------------------------------------------------------- export
+    def export(self, fname: str | Path = "export.zip") -> Path:
+        """fastai's ``export``: model settings, weights and preprocessing in one code-free file under ``path``
+        (``learner_jax.export``); ``load_learner(path)`` rebuilds the learner for inference."""
+        from learner_jax.export import export_learner
+
+        return export_learner(self, fname)
 
     # ---------------------------------------------------------------- lr finder
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
@@ -499,6 +516,7 @@ class Learner:
             optim.exponential(start, end, num_it, 0.9, int(self.state.step), self.wd), self.mesh))
         step_fn = self._jit("train")
         best, it, train = math.inf, 0, self.dls.train
+        bar = step_bar(num_it, self.progress, desc="lr_find")
         try:
             while it < num_it:
                 if self.init_carry:
@@ -508,6 +526,7 @@ class Learner:
                     host = jax.device_get(m)
                     smooth = self.recorder.add_step(host["loss"], host["lr"], host["mom"])
                     it += 1
+                    bar.update(1)
                     best = min(best, smooth)
                     if (stop_div and (smooth > 4 * best or not math.isfinite(smooth))) or it >= num_it:
                         raise CancelFitException()
@@ -516,6 +535,7 @@ class Learner:
             pass
         finally:
             self.state, self.epochs_done = saved, saved_epochs
+            bar.close()
         lrs = self.recorder._last_group_lrs()[num_it // 10:-5]
         losses = np.asarray(self.recorder.losses, np.float64)[num_it // 10:-5]
         bad = np.flatnonzero(~np.isfinite(losses))

@@ -1,5 +1,10 @@
-"""fastai's epoch table (epoch, train_loss, valid_loss, metrics, time) and a progress bar that works in
-terminals and notebooks (``tqdm.auto``)."""
+"""fastai's epoch table (epoch, train_loss, valid_loss, metrics, time) and progress bars that work in terminals
+and notebooks (``tqdm.auto``): one over the epochs of a fit (an on-device epoch is one jitted call, so this is
+the bar that moves), one per epoch over batches, one over validation batches and one over the LR finder's steps.
+
+Bars are transient and appear only where someone watches: ``disable=None`` turns them off when the output is
+not a terminal or notebook (logs, CI), and ``progress=False`` on the learner turns them and the table off.
+Table rows are written with ``tqdm.write`` so a bar never splits a row."""
 
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ class EpochTable:
             self._line(names)
 
     def _line(self, cells: list[str]) -> None:
-        print("  ".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip(), file=self.out, flush=True)
+        tqdm.write("  ".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip(), file=self.out)
+        self.out.flush()
 
     def row(self, epoch: int, values: list[float], seconds: float) -> None:
         if self.enabled:
@@ -42,6 +48,22 @@ def batch_bar(it: Iterable, total: int, enabled: bool = True, desc: str = "") ->
     # disable=None: off when stdout is not a terminal or notebook (logs, CI)
     with tqdm(it, total=total, leave=False, desc=desc, mininterval=0.5, dynamic_ncols=True, disable=None) as bar:
         yield from bar
+
+
+def epoch_bar(epochs: range, enabled: bool = True) -> Iterator[int]:
+    """A bar over a fit's epochs (left in place when done, as fastai's master bar)."""
+    if not enabled or len(epochs) <= 1:
+        yield from epochs
+        return
+    with tqdm(epochs, desc="epochs", unit="epoch", mininterval=0.5, dynamic_ncols=True, disable=None) as bar:
+        yield from bar
+
+
+def step_bar(total: int | None, enabled: bool = True, desc: str = "", unit: str = "it", delay: float = 0.0) -> tqdm:
+    """A transient bar advanced by hand (``bar.update(n)``; ``bar.close()`` at the end); ``delay`` seconds pass
+    before it appears, so quick jobs never show one."""
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, mininterval=0.5, dynamic_ncols=True, delay=delay,
+                disable=None if enabled else True)
 
 
 class Timer:

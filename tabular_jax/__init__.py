@@ -1,5 +1,7 @@
 """tabular_jax: fastai's tabular workflow (procs, TabularDataLoaders, TabularModel, tabular_learner) in JAX."""
 
+from learner_jax.export import load_learner
+from learner_jax.interpretation import ClassificationInterpretation
 from learner_jax.metrics import accuracy, error_rate, mae, mse, rmse
 from tabular_jax.adult import adult_sample, read_adult_sample, read_uci_adult, to_adult_sample, uci_adult
 from tabular_jax.data import TabularDataLoaders
@@ -11,9 +13,9 @@ from tabular_jax.table import TabularPandas
 from tabular_jax.targets import CategoryBlock, MultiCategoryBlock, RegressionBlock
 
 __all__ = [
-    "Categorify", "CategoryBlock", "FillMissing", "FillStrategy", "MultiCategoryBlock", "Normalize",
-    "RegressionBlock", "TabularDataLoaders", "TabularLearner", "TabularModel", "TabularPandas", "TabularProc",
-    "accuracy", "adult_sample", "emb_sz_rule", "error_rate", "get_emb_sz", "mae", "mse", "permutation_importance",
-    "read_adult_sample", "read_uci_adult", "rmse", "tabular_config", "tabular_learner", "to_adult_sample",
-    "uci_adult",
+    "Categorify", "CategoryBlock", "ClassificationInterpretation", "FillMissing", "FillStrategy",
+    "MultiCategoryBlock", "Normalize", "RegressionBlock", "TabularDataLoaders", "TabularLearner", "TabularModel",
+    "TabularPandas", "TabularProc", "accuracy", "adult_sample", "emb_sz_rule", "error_rate", "get_emb_sz",
+    "load_learner", "mae", "mse", "permutation_importance", "read_adult_sample", "read_uci_adult", "rmse",
+    "tabular_config", "tabular_learner", "to_adult_sample", "uci_adult",
 ]

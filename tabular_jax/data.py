@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from learner_jax.data import DataLoader, DataLoaders
+from learner_jax.figures import show_table
 from tabular_jax.table import Processed, TabularPandas, listify
 
 
@@ -141,6 +142,15 @@ class TabularDataLoaders(DataLoaders):
         return dl
 
     # -------------------------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        block = type(self.y_block).__name__.replace("Block", "").lower()
+        return (f"TabularDataLoaders({self.train.n} train / {self.valid.n} valid rows, bs={self.bs}; "
+                f"cat {self.cat_names}, cont {self.cont_names}, y {self.y_names} ({block}, c={self.c}))")
+
+    def decode_inputs(self, x: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+        """Model inputs ``(x_cat, x_cont)`` as readable rows (for interpretation tables)."""
+        return self.to.decode(np.asarray(x[0]), np.asarray(x[1]))
+
     def decode_batch(self, batch: tuple[Any, np.ndarray, np.ndarray], max_n: int | None = None) -> pd.DataFrame:
         """A batch ``((x_cat, x_cont), y, w)`` as a frame of readable values, padding rows dropped."""
         (x_cat, x_cont), y, w = batch
@@ -155,10 +165,7 @@ class TabularDataLoaders(DataLoaders):
         return df
 
     def show_batch(self, dl: Any = None, max_n: int = 10, show: bool = True) -> pd.DataFrame:
-        """Decoded rows of the first batch of ``dl`` (default the training loader); printed when ``show``."""
+        """Decoded rows of the first batch of ``dl`` (default the training loader), returned (a notebook displays
+        it) and printed outside IPython when ``show`` (``learner_jax.figures.show_table``)."""
         dl = self.train if dl is None else dl
-        df = self.decode_batch(next(iter(dl.batches(0))), max_n=max_n)
-        if show:
-            with pd.option_context("display.max_columns", 50, "display.width", 200):
-                print(df.to_string(index=False))
-        return df
+        return show_table(self.decode_batch(next(iter(dl.batches(0))), max_n=max_n), show)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
+from learner_jax.figures import show_table
 from learner_jax.learner import Learner
 from tabular_jax.data import TabularDataLoaders
 from tabular_jax.interpret import permutation_importance
@@ -66,10 +67,7 @@ class TabularLearner(Learner):
         if getattr(dl, "has_labels", True):
             df[name] = list(block.decode(targs[keep]))
         df[f"{name}_pred"] = list(block.decode((dec if isinstance(block, CategoryBlock) else preds)[keep]))
-        if show:
-            with pd.option_context("display.max_columns", 50, "display.width", 200):
-                print(df.to_string(index=False))
-        return df
+        return show_table(df, show)
 
     def show_batch(self, dl: Any = None, max_n: int = 10, show: bool = True) -> pd.DataFrame:
         return self.dls.show_batch(dl=dl, max_n=max_n, show=show)
@@ -111,7 +109,12 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
         y_range = config.pop("y_range", None)
     else:
         config.pop("y_range", None)
-    model = TabularModel(get_emb_sz(dls, emb_szs), len(dls.cont_names), n_out, layers, y_range=y_range,
+    sizes = get_emb_sz(dls, emb_szs)
+    model = TabularModel(sizes, len(dls.cont_names), n_out, layers, y_range=y_range,
                          **config, rngs=nnx.Rngs(params=seed))
     kwargs.setdefault("device_epoch", True)
-    return TabularLearner(dls, model, loss_func=loss_func or dls.loss_func, metrics=metrics, seed=seed, **kwargs)
+    kwargs.setdefault("path", getattr(dls, "path", "."))  # fastai: the learner's path defaults to the loaders'
+    learn = TabularLearner(dls, model, loss_func=loss_func or dls.loss_func, metrics=metrics, seed=seed, **kwargs)
+    learn._export_args = {"layers": layers, "emb_szs": {n: w for n, (_, w) in zip(dls.cat_names, sizes)},
+                          "config": config, "n_out": n_out, "y_range": None if y_range is None else list(y_range)}
+    return learn

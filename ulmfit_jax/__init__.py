@@ -1,6 +1,8 @@
 """ulmfit_jax."""
 
 # public API: models and learners (issue 6), text data (issue 5)
+from learner_jax.export import load_learner as load_learner
+from learner_jax.interpretation import ClassificationInterpretation as ClassificationInterpretation
 from ulmfit_jax.corpus import Corpus as Corpus
 from ulmfit_jax.learner import LMLearner as LMLearner
 from ulmfit_jax.learner import TextClassifierLearner as TextClassifierLearner

@@ -18,13 +18,14 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from learner_jax.checkpoint import fsync_tree
+from learner_jax.progress import step_bar
 from ulmfit_jax.tokenize import TokenIds, Tokenizer, iter_token_ids
 
 FORMAT = 1
@@ -171,6 +172,8 @@ def build_corpus(texts: Iterable[str], tokenizer: Tokenizer | None = None, n_wor
     """
     tokenizer = Tokenizer() if tokenizer is None else tokenizer
     table = TokenIds()
+    # a bar (terminals and notebooks only) once tokenizing takes more than a few seconds
+    bar = step_bar(len(texts) if isinstance(texts, Sized) else None, desc="tokenizing", unit="docs", delay=3)
     lengths: list[np.ndarray] = []
     meta = dict(meta or {}, tokenizer=tokenizer.key)
     if out is None:
@@ -178,6 +181,8 @@ def build_corpus(texts: Iterable[str], tokenizer: Tokenizer | None = None, n_wor
         for ids, lens in iter_token_ids(texts, table, n_workers=n_workers, tokenizer=tokenizer):
             parts.append(ids)
             lengths.append(lens)
+            bar.update(len(lens))
+        bar.close()
         ids = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths) if lengths else [])]).astype(np.int64)
         return Corpus(ids, offsets, table.itos, None if names is None else list(names), meta)
@@ -190,6 +195,7 @@ def build_corpus(texts: Iterable[str], tokenizer: Tokenizer | None = None, n_wor
             for ids, lens in iter_token_ids(texts, table, n_workers=n_workers, tokenizer=tokenizer):
                 np.asarray(ids, "<i4").tofile(f)
                 lengths.append(lens)
+                bar.update(len(lens))
         offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths) if lengths else [])]).astype(np.int64)
         n = int(offsets[-1])
         ids_view = np.memmap(tmp / "ids.i32", dtype="<i4", mode="r", shape=(n,)) if n else np.zeros(0, np.int32)
@@ -198,6 +204,7 @@ def build_corpus(texts: Iterable[str], tokenizer: Tokenizer | None = None, n_wor
         del ids_view, corpus
         _publish(tmp, out)
     finally:
+        bar.close()
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return Corpus.load(out)

@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import pandas as pd
 from flax import nnx
 
 from learner_jax.data import DataLoaders, Loader
@@ -145,6 +146,26 @@ class TextLearner(Learner):
 class LMLearner(TextLearner):
     """A language-model learner: adds stateful ``predict`` (text generation)."""
 
+    def show_results(self, ds_idx: int = 1, dl: Loader | None = None, max_n: int = 6, trunc_at: int = 40,
+                     show: bool = True) -> pd.DataFrame:
+        """fastai's LM ``show_results``: for the first batch of ``dl`` (default: loader ``ds_idx``, validation),
+        each row's ``text``, the actual next tokens ``text_`` and the model's most likely next tokens
+        ``text_pred``."""
+        from learner_jax.figures import show_table
+
+        dl = self.dls.loaders[ds_idx] if dl is None else dl
+        x, y, _ = next(iter(dl.batches(0)))
+        logits = np.asarray(self.predict_batch(self._shard(x), self._fresh_carry(dl.bs)))
+        vocab = np.asarray(_text_vocab(self.dls), dtype=object)
+
+        def text(ids):
+            return " ".join(vocab[np.asarray(ids)[:trunc_at]])
+
+        n = min(max_n, len(x))
+        df = pd.DataFrame({"text": [text(x[i]) for i in range(n)], "text_": [text(y[i]) for i in range(n)],
+                           "text_pred": [text(logits[i].argmax(-1)) for i in range(n)]})
+        return show_table(df, show, max_colwidth=400)
+
     def predict(self, text: str, n_words: int = 1, no_unk: bool = True, temperature: float = 1.0,
                 min_p: float | None = None, decoder: Callable[[list[str]], str] = undo_rules,
                 seed: int | None = None) -> str:
@@ -190,6 +211,29 @@ class TextClassifierLearner(TextLearner):
     freeze_as_data = True
 
     classes: list | None = None
+
+    def show_results(self, ds_idx: int = 1, dl: Loader | None = None, max_n: int = 9, trunc_at: int = 300,
+                     show: bool = True) -> pd.DataFrame:
+        """The first ``max_n`` rows of ``dl`` (default: loader ``ds_idx``, validation): readable text, label and
+        predicted label (``category`` / ``category_pred``; ``target`` / ``prediction`` for regression), with the
+        probability."""
+        from learner_jax.figures import show_table
+        from learner_jax.interpretation import decoded_inputs
+
+        dl = self.dls.loaders[ds_idx] if dl is None else dl
+        preds, targs = self.get_preds(dl=dl)
+        n = min(max_n, len(targs))
+        texts = decoded_inputs(self, dl)
+        df = pd.DataFrame({"text": [t[:trunc_at] for t in texts["text"][:n]]}) if texts is not None else \
+            pd.DataFrame(index=range(n))
+        if isinstance(self.loss_func, MSELossFlat):
+            df["target"], df["prediction"] = np.asarray(targs[:n]).tolist(), np.asarray(preds[:n]).tolist()
+        else:
+            names = np.asarray(self.classes if self.classes is not None else range(preds.shape[1]), dtype=object)
+            dec = preds[:n].argmax(axis=1)
+            df["category"], df["category_pred"] = names[np.asarray(targs[:n], np.int64)], names[dec]
+            df["probability"] = np.round(preds[np.arange(n), dec], 4)
+        return show_table(df, show, max_colwidth=trunc_at)
 
     def predict(self, text: str) -> tuple[Any, int | None, np.ndarray]:
         """(decoded label, class index, probabilities) for one text, as fastai's ``Learner.predict``; for
@@ -245,6 +289,8 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     learn = LMLearner(dls, model, loss_func=LMCrossEntropyLossFlat(), splitter=lm_splitter(model.encoder.n_layers),
                       seed=seed, init_carry=partial(zero_carry, sizes), **kw)
     learn.backwards, learn._hidden_sizes = bool(backwards or getattr(dls, "backwards", False)), sizes
+    learn._export_args = {"kind": "lm", "config": dict(config or {}), "drop_mult": drop_mult, "alpha": alpha,
+                          "beta": beta, "unroll": unroll, "backwards": learn.backwards}
     if files is not None:
         learn.load_pretrained(*files)
     elif pretrained:
@@ -336,6 +382,10 @@ def text_classifier_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: 
     kw = _merge_kwargs(dict(metrics=[] if regression else [accuracy], moms=TEXT_MOMS), kwargs)
     learn = TextClassifierLearner(dls, model, loss_func=loss, splitter=clas_splitter(n_layers), seed=seed, **kw)
     learn.backwards, learn.classes = bool(backwards or getattr(dls, "backwards", False)), classes
+    learn._export_args = {"kind": "classifier", "n_out": int(n_out), "seq_len": seq_len, "max_len": max_len,
+                          "lin_ftrs": lin_ftrs, "ps": ps, "y_range": None if y_range is None else list(y_range),
+                          "config": dict(config or {}), "drop_mult": drop_mult, "alpha": alpha, "beta": beta,
+                          "unroll": unroll, "backwards": learn.backwards, "regression": bool(regression)}
     _check_seq_len(dls, seq_len)
     if pretrained:
         try:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from learner_jax.data import DataLoaders
+from learner_jax.figures import show_table
 from ulmfit_jax.corpus import Corpus, build_corpus, cached_corpus, corpus_key, texts_key
 from ulmfit_jax.sentencepiece_tok import SentencePieceTokenizer
 from ulmfit_jax.text_files import SKIP_FILES, files_key, is_archive, iter_text_files, list_text_files
@@ -131,7 +132,8 @@ class TextDataLoaders(DataLoaders):
 
     def show_batch(self, dl: Any = None, max_n: int = 9, trunc_at: int = 150, readable: bool = False,
                    show: bool = True) -> pd.DataFrame:
-        """The first ``max_n`` rows of a training batch as a table (``text`` [, ``text_``] or ``category``)."""
+        """The first ``max_n`` rows of a training batch as a table (``text`` [, ``text_``] or ``category``),
+        returned (a notebook displays it) and printed outside IPython when ``show``."""
         x, y, w = next((self.train if dl is None else dl).batches(0))
         rows = []
         for i in range(min(max_n, int((w > 0).sum()))):
@@ -144,11 +146,13 @@ class TextDataLoaders(DataLoaders):
             else:
                 row["category"] = self.classes[int(y[i])]
             rows.append(row)
-        df = pd.DataFrame(rows)
-        if show:
-            with pd.option_context("display.max_colwidth", 400, "display.width", 200):
-                print(df.to_string())
-        return df
+        return show_table(pd.DataFrame(rows), show, max_colwidth=400)
+
+    def decode_inputs(self, x: np.ndarray, readable: bool = True) -> pd.DataFrame:
+        """A batch of token ids as a ``text`` column (padding dropped, rules undone), for interpretation tables."""
+        x = np.asarray(x)
+        rows = [r[r != self.pad_idx] for r in x]
+        return pd.DataFrame({"text": [self.decode(r[::-1] if self.backwards else r, readable) for r in rows]})
 
     # ---- new data ---------------------------------------------------------------------------------------
     @functools.cached_property
@@ -257,6 +261,8 @@ class TextDataLoaders(DataLoaders):
             raise ValueError(f"y_block must be None, 'category' or 'regression', got {y_block!r}")
         seed = 0 if seed is None else int(seed)
         text_cols = [_column(df, c, "text_col") for c in (text_col if isinstance(text_col, list) else [text_col])]
+        if len(text_cols) == 1:
+            _check_text_column(df, text_cols[0], text_col)
         texts = _join_texts(df, text_cols, len(text_cols) > 1 if mark_fields is None else mark_fields)
         labels = None
         if not is_lm:
@@ -386,6 +392,32 @@ def _column(df: pd.DataFrame, col: Any, what: str) -> Any:
     if col not in df.columns:
         raise KeyError(f"{what}={col!r} is not a column of the frame; columns are {list(df.columns)}")
     return col
+
+
+def _check_text_column(df: pd.DataFrame, col: Any, text_col: Any) -> None:
+    """Refuse a text column that holds a few short repeated values while another column holds long distinct
+    strings: the columns are swapped. fastai's defaults (``text_col=0, label_col=1``, by position) pick the
+    label column of IMDB_SAMPLE's ``texts.csv`` (label,text,is_valid) and train on the words 'positive'/'negative'."""
+    n = len(df)
+    if n < 10:
+        return
+    texts = df[col].astype(str)
+    if texts.nunique() > max(2, min(50, n // 20)) or texts.str.len().mean() >= 30:
+        return
+    for other in df.columns:
+        if other == col or not pd.api.types.is_object_dtype(df[other].dtype) and \
+                not pd.api.types.is_string_dtype(df[other].dtype):
+            continue
+        vals = df[other].dropna().astype(str)
+        long = vals.str.len().mean() >= 4 * max(texts.str.len().mean(), 1)
+        if len(vals) > n // 2 and vals.nunique() > n // 2 and long:
+            examples = sorted(texts.unique().tolist())[:5]
+            raise ValueError(
+                f"text_col={text_col!r} is column {col!r}, which holds only {texts.nunique()} distinct short values "
+                f"{examples}: it looks like labels, while column {other!r} holds long distinct texts. fastai's "
+                f"defaults are text_col=0, label_col=1 (positions); pass the names, e.g. "
+                f"TextDataLoaders.from_csv(path, 'texts.csv', text_col={other!r}, label_col={col!r}"
+                + (", valid_col='is_valid')" if "is_valid" in df.columns else ")"))
 
 
 def _join_texts(df: pd.DataFrame, cols: list, mark_fields: bool) -> list[str]:
