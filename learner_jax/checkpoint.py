@@ -40,7 +40,9 @@ def unflatten_like(flat: dict[str, Any], template: Any) -> Any:
 
 
 def _abstract(flat: dict[str, jax.Array]) -> dict[str, jax.ShapeDtypeStruct]:
-    return {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in flat.items()}
+    # with the template's sharding: restored tables stay split and multi-process restores read only their shards
+    return {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=getattr(v, "sharding", None))
+            for k, v in flat.items()}
 
 
 class TrainingCheckpoints:
@@ -88,22 +90,34 @@ def save_tree(path: str | os.PathLike, tree: Any, meta: dict | None = None) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".saving")
     old = path.with_name(path.name + ".old")
+    main = jax.process_index() == 0  # several processes: all write their shards, process 0 moves the files
     for p in (tmp, old):
-        if p.exists():
+        if main and p.exists():
             shutil.rmtree(p)
+    _sync("save_tree:clean")
     ckpt = ocp.StandardCheckpointer()
     ckpt.save(tmp / "tree", flatten_for_save(tree))
     ckpt.wait_until_finished()
     ckpt.close()
-    meta_tmp = tmp / "meta.json.tmp"
-    meta_tmp.write_text(json.dumps(meta or {}))
-    os.replace(meta_tmp, tmp / "meta.json")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old.exists():
-        shutil.rmtree(old)
+    if main:
+        meta_tmp = tmp / "meta.json.tmp"
+        meta_tmp.write_text(json.dumps(meta or {}))
+        os.replace(meta_tmp, tmp / "meta.json")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old.exists():
+            shutil.rmtree(old)
+    _sync("save_tree:done")
     return path
+
+
+def _sync(name: str) -> None:
+    """A barrier across processes (nothing with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def load_tree(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:
