@@ -7,8 +7,8 @@ vocab ``--vocab``), bs 64, bptt 72 on random tokens -> training tokens/s (median
 (and bf16 when this checkout's models take a compute dtype) vs fastai fp32 (cuDNN's LSTM on CUDA) and
 ``to_fp16``; the classifier on documents of log-normal lengths (median 230, within 144..432: four padded
 widths) -> training docs/s of the second epoch; collab (ML-100k-sized synthetic ratings, 50 factors, bs 64) and
-tabular (Adult-sized synthetic frame, [200, 100], bs 64) -> the second epoch's wall time (the first compiles). fastai runs in ``--ref-python``
-(``fastai_device_ref.py``), never in this process.
+tabular (Adult-sized synthetic frame, [200, 100], bs 64) -> the second epoch's wall time (the first compiles).
+fastai runs in ``--ref-python`` (``fastai_device_ref.py``), never in this process.
 """
 
 from __future__ import annotations
