@@ -15,6 +15,7 @@ import pandas as pd
 from flax import nnx
 
 from learner_jax.learner import Learner
+from learner_jax.sharding import data_mesh
 from tabular_jax.data import TabularDataLoaders
 from tabular_jax.interpret import permutation_importance
 from tabular_jax.models import TabularModel, get_emb_sz, tabular_config
@@ -84,7 +85,8 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
                     n_out: int | None = None, y_range: tuple[float, float] | None = None,
                     loss_func: Any = None, metrics: Any = None, seed: int = 0, **kwargs: Any) -> TabularLearner:
     """fastai's ``tabular_learner``: a ``TabularModel`` sized from ``dls`` (``layers`` default [200, 100]),
-    the target block's loss, and whole epochs on device. Other keyword arguments go to ``Learner``."""
+    the target block's loss, and whole epochs on device. Other keyword arguments go to ``Learner``
+    (``shard_tables=True`` splits the embedding tables by rows over the devices, rows rounded up to fit)."""
     if not isinstance(dls, TabularDataLoaders):
         raise TypeError(f"tabular_learner needs TabularDataLoaders, got {type(dls).__name__}")
     config = dict(tabular_config(**(config or {})))
@@ -96,7 +98,11 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
         y_range = config.pop("y_range", None)
     else:
         config.pop("y_range", None)
-    model = TabularModel(get_emb_sz(dls, emb_szs), len(dls.cont_names), n_out, layers, y_range=y_range,
+    emb = get_emb_sz(dls, emb_szs)
+    if kwargs.get("shard_tables"):  # rows rounded up to split evenly over the devices (never looked up)
+        n_dev = (kwargs.get("mesh") or data_mesh()).devices.size
+        emb = [(-(-n // n_dev) * n_dev, k) for n, k in emb]
+    model = TabularModel(emb, len(dls.cont_names), n_out, layers, y_range=y_range,
                          **config, rngs=nnx.Rngs(params=seed))
     kwargs.setdefault("device_epoch", True)
     return TabularLearner(dls, model, loss_func=loss_func or dls.loss_func, metrics=metrics, seed=seed, **kwargs)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-ALL = ("collab", "collab_sharded", "tabular", "lm", "clas")
+ALL = ("collab", "collab_sharded", "tabular", "tabular_sharded", "lm", "clas")
 
 
 def text_corpus(n_docs: int, seed: int, sizes: tuple[int, int] = (6, 30)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,17 +57,24 @@ def run_collab(out: dict, shard: bool, ckpt: Path | None) -> None:
         out["collab/reloaded_valid"] = np.asarray(fresh.load("collab").validate())
 
 
-def run_tabular(out: dict) -> None:
+def run_tabular(out: dict, shard: bool = False) -> None:
     from tabular_jax import Categorify, FillMissing, Normalize, TabularDataLoaders, accuracy, tabular_learner
+    from tabular_jax.models import get_emb_sz
     from tests.tabular_jax.conftest import make_toy
 
     dls = TabularDataLoaders.from_df(make_toy(320, seed=1), procs=[FillMissing, Categorify, Normalize],
                                      cat_names=["color", "shape"], cont_names=["x", "noise", "age"], y_names="label",
                                      valid_idx=list(range(256, 320)), bs=32)
-    learn = tabular_learner(dls, layers=[16, 8], metrics=accuracy, progress=False)
+    learn = tabular_learner(dls, layers=[16, 8], metrics=accuracy, progress=False, shard_tables=shard)
     learn.fit_one_cycle(1, 1e-2)
-    out["tabular/params"] = np.concatenate([to_np(x).ravel() for x in _leaves(learn.params)])
-    out["tabular/valid"] = np.asarray(learn.validate())
+    tag = "tabular_sharded" if shard else "tabular"
+    out[f"{tag}/valid"] = np.asarray(learn.validate())
+    embeds = learn.params["embeds"]  # {0: {"embedding": ...}, 1: ...}; compared without the padding rows
+    out[f"{tag}/tables"] = np.concatenate([to_np(embeds[i]["embedding"])[:n].ravel()
+                                           for i, (n, _) in enumerate(get_emb_sz(dls))])
+    out[f"{tag}/n_sharded"] = np.asarray(len(learn.table_shapes))
+    if not shard:
+        out["tabular/params"] = np.concatenate([to_np(x).ravel() for x in _leaves(learn.params)])
 
 
 def _lm_learner(dls, path):
@@ -151,8 +158,8 @@ def main() -> None:
     for name in args.learners.split(","):
         if name in ("collab", "collab_sharded"):
             run_collab(out, name == "collab_sharded", ckpt)
-        elif name == "tabular":
-            run_tabular(out)
+        elif name in ("tabular", "tabular_sharded"):
+            run_tabular(out, name == "tabular_sharded")
         elif name == "lm":
             run_lm(out, ckpt)
         elif name == "clas":

@@ -112,6 +112,10 @@ def test_sharded_tables_split_over_devices_and_match_unsharded(scale_runs):
     # 8 devices: each holds 1/8 of the tables (rows padded to a multiple of 8); replicated: all of them
     assert int(eight["collab_sharded/max_device_bytes"]) * 8 == int(eight["collab_sharded/total_bytes"])
     assert int(eight["collab/max_device_bytes"]) == int(eight["collab/total_bytes"])
+    # tabular: every embedding table split (rows padded to 8), same tables and validation as unsharded on 1 device
+    assert int(eight["tabular_sharded/n_sharded"]) >= 1 and int(one["tabular/n_sharded"]) == 0
+    np.testing.assert_allclose(eight["tabular_sharded/tables"], one["tabular/tables"], atol=1e-5)
+    np.testing.assert_allclose(eight["tabular_sharded/valid"], one["tabular/valid"], rtol=1e-5)
 
 
 def test_two_processes_match_one(scale_runs):
