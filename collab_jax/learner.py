@@ -25,6 +25,7 @@ from collab_jax.interpret import Factors, recommend
 from collab_jax.models import EmbeddingDotBias, EmbeddingNN, HybridDotBias, emb_sz_rule
 from learner_jax.learner import Learner
 from learner_jax.losses import MSELossFlat
+from learner_jax.sharding import data_mesh, tables_fit
 from learner_jax.shuffle import feistel_permutation
 from learner_jax.steps import StepSpec
 
@@ -47,8 +48,10 @@ class CollabLearner(Learner):
         ``MIN_MOM``) takes the engine's epoch. Both shuffle with the sort-free ``feistel_permutation`` (a fifth
         of an epoch saved)."""
         model = self.model
+        # with tables split over the mesh (``shard_tables``) it runs on all devices: each updates its own rows
         if (self.sparse_epoch and moms_ok and type(model) is EmbeddingDotBias and spec.clip is None
-                and not spec.log_norms and self.mesh.devices.size == 1 and len(spec.trainable) == 4):
+                and not spec.log_norms and (self.mesh.devices.size == 1 or self.table_shapes)
+                and len(spec.trainable) == 4):
             return make_dot_train_epoch(spec, table_leaves(self.state.params), model.y_range, model.l2, bs,
                                         n_batches, permute=feistel_permutation, compute_dtype=model.compute_dtype)
         return super()._make_train_epoch(spec, bs, n_batches, permute=feistel_permutation)
@@ -135,7 +138,7 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
                    emb_szs: dict[str, int] | None = None, layers: Sequence[int] | None = None,
                    config: dict | None = None, y_range: tuple[float, float] | None = None, loss_func=None,
                    use_meta: bool | None = None, seed: int = 0, device_epoch: bool = True,
-                   **kwargs: Any) -> CollabLearner:
+                   shard_tables: bool | None = None, **kwargs: Any) -> CollabLearner:
     """fastai's ``collab_learner``: ``EmbeddingDotBias`` (default) or ``EmbeddingNN`` (``use_nn=True``, hidden
     ``layers`` default ``[n_factors]``, embedding sizes by fastai's rule or ``emb_szs``), MSE loss.
 
@@ -143,7 +146,10 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
     the hybrid: ``id_drop``, ``l2``; the dot model: ``l2``). Beyond fastai: ``use_meta`` (default: whether
     ``dls`` carries metadata, unless ``use_nn``) builds the hybrid ``HybridDotBias``; ``seed`` sets
     initialisation, shuffling and dropout; ``device_epoch`` (default on) runs each training epoch as one jitted
-    ``lax.scan``. Other keyword arguments (``wd``, ``lr``, ``metrics``, ``cbs``...) go to ``Learner``.
+    ``lax.scan``. ``shard_tables`` (True; default None: when they would not fit a device) splits the user and
+    item tables by rows over the devices (``learner_jax.sharding``), their row counts rounded up to a multiple
+    of the device count (the extra rows are never looked up; the others start as without them).
+    Other keyword arguments (``wd``, ``lr``, ``metrics``, ``cbs``, ``mesh``...) go to ``Learner``.
     """
     if not isinstance(dls, CollabDataLoaders):
         raise TypeError(f"collab_learner needs CollabDataLoaders, got {type(dls).__name__}")
@@ -159,10 +165,15 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
         raise ValueError("use_meta=True needs loaders built with user_meta= and/or item_meta=")
     if use_meta and use_nn:
         raise ValueError("the hybrid metadata model is a dot model: pass use_nn=False with use_meta=True")
+    mesh = kwargs.pop("mesh", None) or data_mesh()
+    n_rows = dls.n_users + dls.n_items
+    split = shard_tables or (shard_tables is None and not tables_fit(3 * 4 * n_rows * (n_factors + 1), mesh))
+    pad = mesh.devices.size if split else 1
     model = nnx.jit(lambda: _build_model(dls, n_factors, use_nn, use_meta, emb_szs, layers, config, y_range,
-                                         nnx.Rngs(params=seed)))()  # one compile: ~0.5 s less than eager init
+                                         nnx.Rngs(params=seed), pad))()  # one compile: ~0.5 s less than eager init
     learn = CollabLearner(dls, model, loss_func if loss_func is not None else MSELossFlat(), seed=seed,
-                          device_epoch=device_epoch, path=kwargs.pop("path", dls.path), **kwargs)
+                          device_epoch=device_epoch, path=kwargs.pop("path", dls.path), mesh=mesh,
+                          shard_tables=shard_tables, **kwargs)
     learn._export_args = {"n_factors": n_factors, "use_nn": bool(use_nn), "use_meta": bool(use_meta),
                           "emb_szs": emb_szs, "layers": None if layers is None else list(layers),
                           "config": dict(config or {}), "y_range": None if y_range is None else list(y_range)}
@@ -170,19 +181,22 @@ def collab_learner(dls: CollabDataLoaders, n_factors: int = 50, use_nn: bool = F
 
 
 def _build_model(dls: CollabDataLoaders, n_factors: int, use_nn: bool, use_meta: bool, emb_szs, layers, config,
-                 y_range, rngs: nnx.Rngs) -> nnx.Module:
-    """The model ``collab_learner`` asked for (traced once under ``nnx.jit``)."""
+                 y_range, rngs: nnx.Rngs, pad: int = 1) -> nnx.Module:
+    """The model ``collab_learner`` asked for (traced once under ``nnx.jit``); table rows rounded up to a
+    multiple of ``pad`` so that they split evenly over that many devices."""
+    n_users, n_items = -(-dls.n_users // pad) * pad, -(-dls.n_items // pad) * pad
     if use_nn:
         config = dict(config or {})
         if y_range is not None:
             config["y_range"] = y_range
-        model = EmbeddingNN(get_emb_sz(dls, emb_szs), list(layers) if layers is not None else [n_factors],
+        emb = [(-(-n // pad) * pad, k) for n, k in get_emb_sz(dls, emb_szs)]
+        model = EmbeddingNN(emb, list(layers) if layers is not None else [n_factors],
                             **config, rngs=rngs)
     elif use_meta:
         n_uf = dls.user_meta.n_features if dls.user_meta is not None else 0
         n_if = dls.item_meta.n_features if dls.item_meta is not None else 0
-        model = HybridDotBias(n_factors, dls.n_users, dls.n_items, n_uf, n_if, y_range=y_range, **(config or {}),
+        model = HybridDotBias(n_factors, n_users, n_items, n_uf, n_if, y_range=y_range, **(config or {}),
                               rngs=rngs)
     else:
-        model = EmbeddingDotBias(n_factors, dls.n_users, dls.n_items, y_range=y_range, **(config or {}), rngs=rngs)
+        model = EmbeddingDotBias(n_factors, n_users, n_items, y_range=y_range, **(config or {}), rngs=rngs)
     return model

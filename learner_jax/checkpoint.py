@@ -51,7 +51,9 @@ def unflatten_like(flat: dict[str, Any], template: Any, where: str = "checkpoint
 
 
 def _abstract(flat: dict[str, jax.Array]) -> dict[str, jax.ShapeDtypeStruct]:
-    return {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in flat.items()}
+    # with the template's sharding: restored tables stay split and multi-process restores read only their shards
+    return {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=getattr(v, "sharding", None))
+            for k, v in flat.items()}
 
 
 def fsync_tree(folder: Path) -> None:
@@ -197,24 +199,36 @@ def save_tree(path: str | os.PathLike, tree: Any, meta: dict | None = None) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".saving")
     old = path.with_name(path.name + ".old")
-    if tmp.exists():  # a save cut short: never published, holds nothing we need
+    main = jax.process_index() == 0  # several processes: all write their shards, process 0 moves the files
+    if main and tmp.exists():  # a save cut short: never published, holds nothing we need
         shutil.rmtree(tmp)
+    _sync("save_tree:clean")
     ckpt = ocp.StandardCheckpointer()
     ckpt.save(tmp / "tree", flatten_for_save(tree))
     ckpt.wait_until_finished()
     ckpt.close()
-    (tmp / "meta.json").write_text(json.dumps(meta or {}))
-    fsync_tree(tmp)
-    if path.exists():
-        if old.exists():  # path is whole (only complete copies are renamed to it): old is redundant
+    if main:
+        (tmp / "meta.json").write_text(json.dumps(meta or {}))
+        fsync_tree(tmp)
+        if path.exists():
+            if old.exists():  # path is whole (only complete copies are renamed to it): old is redundant
+                shutil.rmtree(old)
+            os.replace(path, old)
+        # else: old, if present, is the only complete copy (an earlier save died between the two renames): keep it
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        if old.exists():
             shutil.rmtree(old)
-        os.replace(path, old)
-    # else: old, if present, is the only complete copy (an earlier save died between the two renames): keep it
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-    if old.exists():
-        shutil.rmtree(old)
+    _sync("save_tree:done")
     return path
+
+
+def _sync(name: str) -> None:
+    """A barrier across processes (nothing with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def saved_copy(path: str | os.PathLike) -> Path:

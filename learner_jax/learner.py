@@ -32,12 +32,25 @@ from learner_jax.checkpoint import (
     saved_copy,
 )
 from learner_jax.data import DataLoaders, Loader, prefetch
+from learner_jax.distributed import is_main_process
 from learner_jax.figures import show_table
 from learner_jax.metrics import Metric, as_metric, check_metrics_for_loss
 from learner_jax.precision import compute_dtype_of, set_compute_dtype
 from learner_jax.progress import EpochTable, batch_bar, epoch_bar, step_bar
 from learner_jax.recorder import Recorder
-from learner_jax.sharding import check_batch_size, data_mesh, replicate, replicated, shard_batch
+from learner_jax.sharding import (
+    batch_sharding,
+    check_batch_size,
+    constrain,
+    data_mesh,
+    place,
+    process_rows,
+    replicate,
+    replicated,
+    shard_batch,
+    tables_to_shard,
+    to_host,
+)
 from learner_jax.steps import (
     StepSpec,
     TrainState,
@@ -106,6 +119,9 @@ class Learner:
     each training epoch as one ``lax.scan`` on device when the training loader exposes ``.arrays``.
     ``freeze_as_data`` (class or instance attribute): freezing zeroes frozen groups' updates through a mask in the
     optimizer state instead of compiling a step per freeze stage (gradients of frozen groups are still computed).
+    ``mesh`` (default: every device of every process) splits each batch by rows: loaders' ``bs`` is global.
+    ``shard_tables`` splits embedding tables (and their Adam moments) by rows over the mesh: True, False, or
+    None (default) for only when the tables would take more than half a device's memory.
     """
 
     freeze_as_data: bool = False
@@ -115,7 +131,7 @@ class Learner:
                  moms: Sequence[float] = (0.95, 0.85, 0.95), clip: float | None = None,
                  cbs: Sequence[Callback] | None = None, path: str | Path = ".", model_dir: str = "models",
                  seed: int = 0, init_carry: Callable[[int], Any] | None = None, device_epoch: bool = False,
-                 train_bn: bool = True, mesh=None, progress: bool = True):
+                 train_bn: bool = True, mesh=None, progress: bool = True, shard_tables: bool | None = None):
         self.dls, self.loss_func = dls, loss_func
         self.metrics: list[Metric] = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple))
                                                             else ([metrics] if metrics is not None else []))]
@@ -127,9 +143,12 @@ class Learner:
         self.mesh = mesh if mesh is not None else data_mesh()
         for dl in dls.loaders:
             check_batch_size(dl.bs, self.mesh)
+            if jax.process_count() > 1 and hasattr(dl, "rows"):  # a loader that can read only this process's rows
+                dl.rows = process_rows(self.mesh, dl.bs)
 
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         params, model_state = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+        self.table_shapes = tables_to_shard(params, self.mesh, shard_tables)
         paths = param_paths(params)
         self.groups = [int(splitter(p)) if splitter else 0 for p in paths]
         self.n_groups = max(self.groups) + 1 if self.groups else 1
@@ -151,10 +170,12 @@ class Learner:
         self._good_state = None
         sched = optim.constant(np.full(self.n_groups, lr), 0.9, 0, wd)
         spec = self.spec
-        carry = self.init_carry(dls.train.bs) if self.init_carry else None
-        self.state = replicate(TrainState(step=jax.device_put(np.int32(0)), params=params, model_state=model_state,
-                                          opt_state=_init_opt_state(spec, params, sched), carry=carry,
-                                          sched=sched), self.mesh)
+        carry = self._fresh_carry(dls.train.bs)
+        params = self._place(params)
+        self.state = TrainState(step=replicate(jnp.asarray(0, jnp.int32), self.mesh), params=params,
+                                model_state=replicate(model_state, self.mesh),
+                                opt_state=self._place(_init_opt_state(spec, params, sched)), carry=carry,
+                                sched=replicate(sched, self.mesh))
 
     def __repr__(self) -> str:
         n_params = sum(int(np.prod(np.shape(a))) for a in jax.tree_util.tree_leaves(self.state.params))
@@ -201,7 +222,12 @@ class Learner:
 
             def counted(*args, _fn=fn, _kind=kind):
                 self.n_traces[_kind] += 1
-                return _fn(*args)
+                out = _fn(*args)
+                if _kind in ("train", "epoch") and self.table_shapes:  # updated tables stay split over the mesh
+                    st = out[0]
+                    out = (st.replace(params=self._constrain(st.params), opt_state=self._constrain(st.opt_state)),
+                           *out[1:])
+                return out
 
             counted.__name__ = f"{kind}_step"  # names the program in compile logs
             self._jits[key] = jax.jit(counted)
@@ -220,11 +246,27 @@ class Learner:
 
         return batch_sharding(self.mesh) if self.mesh.devices.size > 1 else None
 
-    def _shard(self, batch):
-        return shard_batch(batch, self.mesh)
+    def _shard(self, batch, bs: int | None = None):
+        """A host batch on the mesh; ``bs`` (the loader's global batch size) tells multi-process runs whether the
+        loader gave the global batch or only this process's rows."""
+        return shard_batch(batch, self.mesh, bs)
+
+    def _place(self, tree):
+        """Parameters or optimizer state on the mesh: sharded tables split by rows, the rest replicated."""
+        return place(tree, self.mesh, self.table_shapes)
+
+    def _constrain(self, tree):
+        return constrain(tree, self.mesh, self.table_shapes)
 
     def _fresh_carry(self, bs: int):
-        return replicate(self.init_carry(bs), self.mesh) if self.init_carry else None
+        """The recurrent state for ``bs`` streams, split by rows as the batch is: each device carries the
+        hidden state of exactly the streams it reads (built on the mesh, so it works across processes too)."""
+        if not self.init_carry:
+            return None
+        key = ("carry", bs)
+        if key not in self._jits:
+            self._jits[key] = jax.jit(self.init_carry, static_argnums=0, out_shardings=batch_sharding(self.mesh))
+        return self._jits[key](bs)
 
     # ---------------------------------------------------------------- precision
     @property
@@ -256,10 +298,10 @@ class Learner:
         n_frozen = n if n >= 0 else self.n_groups + n
         self.n_frozen = int(min(max(n_frozen, 0), self.n_groups))
         if self.freeze_as_data:
-            self.state = self.state.replace(opt_state=replicate(self._fresh_opt_state(), self.mesh))
+            self.state = self.state.replace(opt_state=self._place(self._fresh_opt_state()))
             return
-        self.state = self.state.replace(opt_state=replicate(
-            _init_opt_state(self.spec, self.state.params, self.state.sched), self.mesh))
+        self.state = self.state.replace(opt_state=self._place(
+            _init_opt_state(self.spec, self.state.params, self.state.sched)))
 
     def _fresh_opt_state(self):
         """A fresh optimizer state whose frozen-groups mask says ``n_frozen`` (one program for every stage)."""
@@ -339,7 +381,7 @@ class Learner:
         if resume_from is not None:
             start_epoch, start_batch = self._resume(resume_from)
         self.n_epoch = n_epoch
-        table = EpochTable(self.recorder.metric_names, enabled=self.progress)
+        table = EpochTable(self.recorder.metric_names, enabled=self.progress and is_main_process())
         for cb in cbs:
             cb.before_fit(self)
         try:
@@ -377,9 +419,10 @@ class Learner:
         if start_batch == 0 and self.init_carry:
             self.state = self.state.replace(carry=self._fresh_carry(train.bs))
         self.batch_pos_known = True
-        batches = prefetch(train.batches(self.epochs_done, start_batch), size=2, put=self._shard)
+        batches = prefetch(train.batches(self.epochs_done, start_batch), size=2, put=lambda b: self._shard(b, train.bs))
         step = int(self.state.step)  # tracked on the host: reading it from the state each step would sync
-        for b, batch in enumerate(batch_bar(batches, len(train) - start_batch, self.progress), start=start_batch):
+        bar = batch_bar(batches, len(train) - start_batch, self.progress and is_main_process())
+        for b, batch in enumerate(bar, start=start_batch):
             self._good_state = self.state
             self.state, metrics = step_fn(self.state, batch, self.rng)
             host = jax.device_get(metrics)
@@ -429,8 +472,9 @@ class Learner:
         state = self.state.replace(carry=self._fresh_carry(dl.bs), opt_state=None)
         acc = None
         whole = self._whole_set(dl)
-        batches = [whole] if whole is not None else batch_bar(prefetch(dl.batches(0), size=2, put=self._shard),
-                                                              len(dl), self.progress, desc="valid")
+        batches = [whole] if whole is not None else batch_bar(
+            prefetch(dl.batches(0), size=2, put=lambda b: self._shard(b, dl.bs)), len(dl), self.progress,
+            desc="valid")
         for batch in batches:
             state, stats = eval_fn(state, batch)
             acc = stats if acc is None else jax.tree_util.tree_map(operator.add, acc, stats)
@@ -472,8 +516,8 @@ class Learner:
         inputs, preds, targs = [], [], []
         for x, y, w in dl.batches(0):
             keep = np.asarray(w) > 0
-            p, carry = predict(self.state.params, self.state.model_state, self._shard(x), carry)
-            preds.append(np.asarray(act(p))[keep])
+            p, carry = predict(self.state.params, self.state.model_state, self._shard(x, dl.bs), carry)
+            preds.append(to_host(act(p))[keep])
             targs.append(np.asarray(y)[keep])
             if with_input:
                 inputs.append(jax.tree_util.tree_map(lambda a, k=keep: np.asarray(a)[k], x))
@@ -522,7 +566,7 @@ class Learner:
                 if self.init_carry:
                     self.state = self.state.replace(carry=self._fresh_carry(train.bs))
                 for batch in train.batches(self.epochs_done):
-                    self.state, m = step_fn(self.state, self._shard(batch), self.rng)
+                    self.state, m = step_fn(self.state, self._shard(batch, train.bs), self.rng)
                     host = jax.device_get(m)
                     smooth = self.recorder.add_step(host["loss"], host["lr"], host["mom"])
                     it += 1
@@ -574,10 +618,10 @@ class Learner:
                                      init_opt_state(self._spec_for(meta["n_frozen"]), self.state.params,
                                                     self.state.sched))
         tree, _ = load_tree(path, template)
-        self.state = self.state.replace(params=replicate(tree["params"], self.mesh),
+        self.state = self.state.replace(params=self._place(tree["params"]),
                                         model_state=replicate(tree["model_state"], self.mesh))
         if use_opt:
-            self.state = self.state.replace(opt_state=replicate(tree["opt_state"], self.mesh))
+            self.state = self.state.replace(opt_state=self._place(tree["opt_state"]))
         return self
 
     def _spec_for(self, n_frozen: int) -> StepSpec:
@@ -611,7 +655,7 @@ class Learner:
                 return 0, 0
             state, meta = store.restore_newest(lambda m: self._check_resumable(m, directory),
                                                self._resume_template)
-            self.state = replicate(state, self.mesh)
+            self.state = state  # restored into the template's layout: tables split, carry by rows
             self.recorder._avg, self.recorder._count = meta["recorder"]
             self.epochs_done = meta["epochs_done"]
             return int(meta["epoch"]), int(meta["batch"])

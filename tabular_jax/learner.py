@@ -16,6 +16,7 @@ from flax import nnx
 
 from learner_jax.figures import show_table
 from learner_jax.learner import Learner
+from learner_jax.sharding import data_mesh
 from tabular_jax.data import TabularDataLoaders
 from tabular_jax.interpret import permutation_importance
 from tabular_jax.models import TabularModel, get_emb_sz, tabular_config
@@ -96,7 +97,8 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
                     n_out: int | None = None, y_range: tuple[float, float] | None = None,
                     loss_func: Any = None, metrics: Any = None, seed: int = 0, **kwargs: Any) -> TabularLearner:
     """fastai's ``tabular_learner``: a ``TabularModel`` sized from ``dls`` (``layers`` default [200, 100]),
-    the target block's loss, and whole epochs on device. Other keyword arguments go to ``Learner``."""
+    the target block's loss, and whole epochs on device. Other keyword arguments go to ``Learner``
+    (``shard_tables=True`` splits the embedding tables by rows over the devices, rows rounded up to fit)."""
     if not isinstance(dls, TabularDataLoaders):
         raise TypeError(f"tabular_learner needs TabularDataLoaders, got {type(dls).__name__}")
     _refuse_model_kwargs(kwargs)
@@ -110,7 +112,11 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
     else:
         config.pop("y_range", None)
     sizes = get_emb_sz(dls, emb_szs)
-    model = TabularModel(sizes, len(dls.cont_names), n_out, layers, y_range=y_range,
+    emb = sizes
+    if kwargs.get("shard_tables"):  # rows rounded up to split evenly over the devices (never looked up)
+        n_dev = (kwargs.get("mesh") or data_mesh()).devices.size
+        emb = [(-(-n // n_dev) * n_dev, k) for n, k in sizes]
+    model = TabularModel(emb, len(dls.cont_names), n_out, layers, y_range=y_range,
                          **config, rngs=nnx.Rngs(params=seed))
     kwargs.setdefault("device_epoch", True)
     kwargs.setdefault("path", getattr(dls, "path", "."))  # fastai: the learner's path defaults to the loaders'

@@ -11,6 +11,11 @@ over). fastai ends with a shorter batch of ``bl % seq_len`` tokens; we drop it s
 ``(bs, seq_len)`` and nothing recompiles: at most ``seq_len - 1`` tokens per row (< 0.1% of IMDB) are not used
 in an epoch, and since documents are reshuffled each epoch, not the same ones. ``backwards`` reverses each
 document before streaming (v2). ``w`` is all ones.
+Devices and hosts: ``bs`` is the global number of streams. The engine splits a batch by rows, so each of N
+devices carries ``bs/N`` whole contiguous streams (rows ``d*bs/N ...``) together with their LSTM state, and the
+set of streams is the same for any device or host count: 1, 8 or 256 devices train on exactly the same batches
+(fastai's distributed LM instead cuts the stream per process, fastai#1933). In a multi-process run the learner
+sets ``rows`` to this process's block, and the loader then reads only those streams' tokens.
 
 ``SortedDL`` (fastai's ``SortedDL`` + ``pad_input_chunk``): training batches are sortish (a random permutation
 with the longest document first, chunks of ``bs*50`` sorted by decreasing length, the middle batches shuffled,
@@ -62,6 +67,7 @@ class LMDataLoader:
         self.remap = None if remap is None else np.asarray(remap, np.int32)
         self.bs, self.seq_len, self.shuffle, self.seed = int(bs), int(seq_len), bool(shuffle), int(seed)
         self.backwards = bool(backwards)
+        self.rows = slice(0, self.bs)  # which of the bs streams batches() yields (a process's block; default all)
         self.lens = self.offsets[self.docs + 1] - self.offsets[self.docs]
         total = int(self.lens.sum())
         self.bl = (total - 1) // self.bs if total > 0 else 0  # tokens per row (fastai's "batch length")
@@ -88,9 +94,9 @@ class LMDataLoader:
         lens = self.lens[order]
         starts = self.offsets[self.docs[order]]
         cum = np.concatenate([[0], np.cumsum(lens)])
-        rows = (np.arange(self.bs, dtype=np.int64) * self.bl)[:, None]
+        rows = (np.arange(self.bs, dtype=np.int64)[self.rows] * self.bl)[:, None]
         cols = np.arange(self.seq_len + 1, dtype=np.int64)[None, :]
-        w = np.ones(self.bs, np.float32)
+        w = np.ones(len(rows), np.float32)
         for b in range(start, self.n_batches):
             pos = rows + b * self.seq_len + cols  # (bs, seq_len + 1) positions in the stream
             d = np.searchsorted(cum, pos, side="right") - 1
