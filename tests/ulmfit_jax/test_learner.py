@@ -70,9 +70,13 @@ def test_pretrained_fnames_load_match_vocab_and_freeze(tmp_path):
     np.testing.assert_array_equal(_leaf(learn, "encoder", "embedding")[:50], f["lm/0.encoder.weight"])
     trainable = {learn.param_paths[i] for i in learn.spec.trainable}
     assert trainable == {("encoder", "embedding"), ("decoder", "bias")}
-    with pytest.raises(WeightsMismatchError, match="expects"):
+    with pytest.raises(WeightsMismatchError, match=r"n_hid=24 \(the weights have 32\)"):
         language_model_learner(dls, AWD_LSTM, pretrained_fnames=(FIX / "awd_lstm_tiny.pth", FIX / "itos_tiny.pkl"),
                                config=dict(emb_sz=16, n_hid=24), path=tmp_path, progress=False)
+    by_weights = language_model_learner(dls, AWD_LSTM, pretrained_fnames=(FIX / "awd_lstm_tiny.pth",
+                                                                          FIX / "itos_tiny.pkl"),
+                                        config=None, path=tmp_path, progress=False, unroll=1)  # sizes read off
+    np.testing.assert_array_equal(_leaf(by_weights, "encoder", "embedding"), _leaf(learn, "encoder", "embedding"))
     with pytest.raises(FileNotFoundError):
         language_model_learner(dls, AWD_LSTM, pretrained_fnames=("nope", "nope"), config=TINY, path=tmp_path)
 
