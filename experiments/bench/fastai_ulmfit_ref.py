@@ -124,6 +124,15 @@ def _bench(spec: dict, suffix: str) -> None:
             learn.fit(spec["clas_epochs"], 1e-3)
 
 
+def gradual_unfreezing(clas, schedule) -> None:
+    """The lesson's stages: (freeze_to stage or None for the first / 0 for unfreeze, epochs, top lr)."""
+    with clas.no_bar():
+        for stage, epochs, lr in schedule:
+            if stage is not None:
+                clas.freeze_to(stage) if stage != 0 else clas.unfreeze()
+            clas.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=(0.8, 0.7, 0.8))
+
+
 def protocol(spec: dict) -> dict:
     import pandas as pd
     from fastai.text.all import (
@@ -162,11 +171,7 @@ def protocol(spec: dict) -> dict:
     clas = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, pretrained=False, metrics=accuracy,
                                    config=dict(awd_lstm_clas_config) | spec["config"])
     clas.load_encoder("fine_tuned_enc")
-    with clas.no_bar():
-        for stage, epochs, lr in spec["schedule"]:
-            if stage is not None:
-                clas.freeze_to(stage) if stage != 0 else clas.unfreeze()
-            clas.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=(0.8, 0.7, 0.8))
+    gradual_unfreezing(clas, spec["schedule"])
     res["clas_accuracy"] = float(clas.validate()[1])
     res["clas_seconds"] = time.perf_counter() - t0
     return res
@@ -204,11 +209,7 @@ def few_label(spec: dict) -> dict:
     clas = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, pretrained=False, metrics=accuracy,
                                    config=dict(awd_lstm_clas_config) | spec["config"], max_len=spec["max_len"])
     clas.load_encoder("fine_tuned_enc")
-    with clas.no_bar():
-        for stage, epochs, lr in spec["schedule"]:
-            if stage is not None:
-                clas.freeze_to(stage) if stage != 0 else clas.unfreeze()
-            clas.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=(0.8, 0.7, 0.8))
+    gradual_unfreezing(clas, spec["schedule"])
     test_dl = clas.dls.test_dl(test, with_labels=True)
     res["clas_accuracy"] = float(clas.validate(dl=test_dl)[1])
     res["clas_seconds"] = time.perf_counter() - t0
