@@ -111,8 +111,9 @@ def english_corpus(root: Path, max_words: int | None = None) -> tuple[list[str],
 IMDB_HELDOUT_SEED = 0
 
 
-def review_corpus(root: Path, heldout: int) -> tuple[list[str], list[str]]:
-    """(IMDB ``train/`` + ``train/unsup`` reviews for training, ``heldout`` unsup reviews held out); never test/."""
+def review_corpus(root: Path, heldout: int, max_reviews: int | None = None) -> tuple[list[str], list[str]]:
+    """(IMDB ``train/`` + ``train/unsup`` reviews for training, ``heldout`` unsup reviews held out); never test/.
+    ``max_reviews`` keeps a random subset (seed 1) of the training reviews, in corpus order."""
     from ulmfit_jax.text_files import iter_text_files
 
     tar = root / "imdb" / "aclImdb_v1_text.tar.gz"
@@ -129,7 +130,11 @@ def review_corpus(root: Path, heldout: int) -> tuple[list[str], list[str]]:
     unsup = [i for i, n in enumerate(names) if n.startswith("train/unsup/")]
     held = set(np.random.default_rng(IMDB_HELDOUT_SEED).choice(unsup, size=min(heldout, len(unsup)),
                                                                  replace=False).tolist())
-    return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
+    train = [i for i in range(len(texts)) if i not in held]
+    if max_reviews is not None and max_reviews < len(train):
+        rng = np.random.default_rng(IMDB_HELDOUT_SEED + 1)
+        train = sorted(rng.choice(train, size=max_reviews, replace=False).tolist())
+    return [texts[i] for i in train], [texts[i] for i in sorted(held)]
 
 
 class CurveLogger(Callback):

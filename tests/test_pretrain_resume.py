@@ -73,3 +73,14 @@ def test_kill9_and_rerun_continue_the_learning_curve(tmp_path):
     for a, b in zip(resumed, full):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5), a["step"]
     assert json.loads((out / "report.json").read_text())["resumed"] is True
+
+
+def test_review_corpus_is_train_only_seeded_and_subsampled(shared_data):
+    from experiments.pretrain_lm import review_corpus
+
+    root = shared_data("imdb").parent
+    train, held = review_corpus(root, heldout=10, max_reviews=50)
+    again, held_again = review_corpus(root, heldout=10, max_reviews=50)
+    assert len(train) == 50 and len(held) == 10 and train == again and held == held_again
+    assert not set(held) & set(train)
+    assert all("<br />" not in t for t in train)

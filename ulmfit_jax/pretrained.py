@@ -172,6 +172,21 @@ def save_shipped_lm(model: Any, vocab: Sequence[str], weights_path: str | os.Pat
     return save_state_dict_npz(sd, vocab, weights_path, vocab_path, config)
 
 
+def _write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez_compressed``'s format with fixed zip timestamps, so the same weights give the same bytes (and
+    SHA-256) on every run; ``np.load`` reads it as any .npz."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
+
+
 def save_state_dict_npz(sd: Mapping[str, np.ndarray], vocab: Sequence[str], weights_path: str | os.PathLike,
                         vocab_path: str | os.PathLike, config: Mapping[str, Any] | None = None) -> dict:
     weights_path, vocab_path = Path(weights_path), Path(vocab_path)
@@ -179,9 +194,9 @@ def save_state_dict_npz(sd: Mapping[str, np.ndarray], vocab: Sequence[str], weig
     skip = {"0.encoder_dp.emb.weight", "1.decoder.weight"}
     arrays = {k: np.asarray(v).astype(np.float16) for k, v in sd.items()
               if k not in skip and not k.endswith("num_batches_tracked")}
-    order = np.array(list(arrays), dtype=np.str_)
+    arrays = {"__order__": np.array(list(arrays), dtype=np.str_), **arrays}
     tmp = weights_path.with_name(weights_path.name + ".tmp.npz")
-    np.savez_compressed(tmp, __order__=order, **arrays)
+    _write_npz_deterministic(tmp, arrays)
     os.replace(tmp, weights_path)
     tmpv = vocab_path.with_name(vocab_path.name + ".tmp")
     tmpv.write_text(json.dumps(list(vocab), ensure_ascii=False), encoding="utf-8")

@@ -71,6 +71,13 @@ def test_code_free_format(shipped):
     assert config_from_state_dict(wgts) == TINY
 
 
+def test_the_format_is_deterministic(shipped, tmp_path):
+    _, learn, vocab = shipped
+    a = save_shipped_lm(learn.model, vocab, tmp_path / "a.npz", tmp_path / "a.json", config=TINY)
+    b = save_shipped_lm(learn.model, vocab, tmp_path / "b.npz", tmp_path / "b.json", config=TINY)
+    assert a == b and (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
 def test_bad_inputs(shipped, tmp_path):
     d, _, vocab = shipped
     with pytest.raises(ValueError, match=r"no pretrained language model named 'nope'.*'tiny'"):
