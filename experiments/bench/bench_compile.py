@@ -233,15 +233,19 @@ def run_ref_collab(ref_python: str, data_dir: str | None) -> dict:
         df.to_csv(csv, index=False)
         spec.write_text(json.dumps(CONFIG | {"csv": str(csv), "valid_col": "is_valid", "user": "user",
                                              "item": "item", "rating": "rating"}))
-        t = time.perf_counter()
-        proc = subprocess.run([ref_python, str(HERE / "fastai_collab_ref.py"), str(spec)], capture_output=True,
-                              text=True, env=_env())
-        whole = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise RuntimeError(f"reference run failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+        out, whole = _run_ref(ref_python, "fastai_collab_ref.py", spec)
     out["process_from_parent_s"] = whole
     return out
+
+
+def _run_ref(ref_python: str, script: str, spec: Path):
+    """A reference script in a cold interpreter: (its last stdout line as JSON, wall seconds of the process)."""
+    t = time.perf_counter()
+    proc = subprocess.run([ref_python, str(HERE / script), str(spec)], capture_output=True, text=True, env=_env())
+    whole = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"reference run failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), whole
 
 
 def run_ref_tabular(ref_python: str, data_dir: str | None) -> dict:
@@ -258,13 +262,8 @@ def run_ref_tabular(ref_python: str, data_dir: str | None) -> dict:
                                     "cont_names": LESSON_CONT_NAMES, "y_name": "salary", "bs": 64,
                                     "layers": [200, 100], "wd": None, "schedule": "one_cycle", "epochs": 3,
                                     "lr": 1e-2, "valid_idx": random_splitter(len(df), 0.2, 42)[1].tolist()}))
-        t = time.perf_counter()
-        proc = subprocess.run([ref_python, str(HERE / "fastai_tabular_ref.py"), str(spec)], capture_output=True,
-                              text=True, env=_env())
-        whole = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise RuntimeError(f"reference run failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])[0]
+        runs, whole = _run_ref(ref_python, "fastai_tabular_ref.py", spec)
+    out = runs[0]
     out["process_from_parent_s"] = whole
     return out
 
