@@ -97,6 +97,17 @@ class RefWorker:
         else:
             self.pending = msg
 
+    def settle(self) -> None:
+        """Let the worker finish what its current fit still gates (its last validation batches) until its next
+        phase or its end: a following phase then starts in step with ours."""
+        while True:
+            msg = self._read()
+            if not msg.startswith("step"):
+                self.pending = msg
+                return
+            self.proc.stdin.write("go\n")
+            self._read()
+
     def finish(self) -> dict:
         while True:
             msg = self._read()
@@ -225,6 +236,8 @@ def clas_phase(spec: dict, ref: RefWorker | None, precision: str = "fp32") -> di
     if ref:
         ref.expect(f"phase clas_train{sfx}")
     learn.fit(spec["clas_epochs"], 1e-3)
+    if ref:
+        ref.settle()
     n_docs = len(train) * spec["bs"]
     return {"ours": {f"clas_epoch_s{sfx}": sum(pp.ours[-1]), "clas_docs": n_docs, f"clas_step_s{sfx}": pp.ours},
             "fastai": {f"clas_epoch_s{sfx}": sum(pp.theirs[-1]), "clas_docs": n_docs,
