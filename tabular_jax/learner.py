@@ -16,6 +16,7 @@ from flax import nnx
 
 from learner_jax.figures import show_table
 from learner_jax.learner import Learner
+from learner_jax.model_init import build_compiled
 from learner_jax.sharding import data_mesh
 from tabular_jax.data import TabularDataLoaders
 from tabular_jax.interpret import permutation_importance
@@ -116,8 +117,8 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] | None = None
     if kwargs.get("shard_tables"):  # rows rounded up to split evenly over the devices (never looked up)
         n_dev = (kwargs.get("mesh") or data_mesh()).devices.size
         emb = [(-(-n // n_dev) * n_dev, k) for n, k in sizes]
-    model = TabularModel(emb, len(dls.cont_names), n_out, layers, y_range=y_range,
-                         **config, rngs=nnx.Rngs(params=seed))
+    model = build_compiled(lambda: TabularModel(emb, len(dls.cont_names), n_out, layers, y_range=y_range,
+                                                **config, rngs=nnx.Rngs(params=seed)))
     kwargs.setdefault("device_epoch", True)
     kwargs.setdefault("path", getattr(dls, "path", "."))  # fastai: the learner's path defaults to the loaders'
     learn = TabularLearner(dls, model, loss_func=loss_func or dls.loss_func, metrics=metrics, seed=seed, **kwargs)
