@@ -249,11 +249,11 @@ def _atomic_json(path: Path, obj) -> None:
 
 
 def summarize(runs: list[dict]) -> list[dict]:
-    """Per label count: mean and spread (min-max) of each method's accuracy over the draws."""
+    """Per pretrained LM and label count: mean and spread (min-max) of each method's accuracy over the draws."""
     rows = []
-    for labels in sorted({r["labels"] for r in runs}):
-        rs = [r for r in runs if r["labels"] == labels]
-        row = {"labels": labels, "draws": len(rs), "seeds": [r["seed"] for r in rs]}
+    for name, labels in sorted({(r.get("pretrained", ""), r["labels"]) for r in runs}):
+        rs = [r for r in runs if r["labels"] == labels and r.get("pretrained", "") == name]
+        row = {"pretrained": name, "labels": labels, "draws": len(rs), "seeds": [r["seed"] for r in rs]}
         for key, get in (("transfer", lambda r: r["ours"]["transfer_accuracy"]),
                          ("scratch", lambda r: r["ours"].get("scratch_accuracy")),
                          ("tfidf", lambda r: r["tfidf"]["accuracy"]),
@@ -276,10 +276,12 @@ def markdown_table(summary: list[dict]) -> str:
         f = (lambda x: f"{100 * x:.1f}") if pct else (lambda x: f"{x:.1f}")
         return f"{f(v['mean'])} ({f(v['min'])}–{f(v['max'])})" if v["n"] > 1 else f(v["mean"])
 
-    lines = ["| labels | draws | transfer (ours) | from scratch | tf-idf + LR | fastai 2.8 transfer | ours, minutes |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| pretrained LM | labels | draws | transfer (ours) | from scratch | tf-idf + LR | fastai 2.8 transfer "
+             "| ours, minutes |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in summary:
-        lines.append(f"| {r['labels']} | {r['draws']} | {cell(r, 'transfer')} | {cell(r, 'scratch')} | "
+        lines.append(f"| {r.get('pretrained') or '—'} | {r['labels']} | {r['draws']} | {cell(r, 'transfer')} | "
+                     f"{cell(r, 'scratch')} | "
                      f"{cell(r, 'tfidf')} | {cell(r, 'fastai')} | {cell(r, 'ours_minutes', pct=False)} |")
     return "\n".join(lines)
 

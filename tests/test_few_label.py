@@ -57,14 +57,18 @@ def test_bad_corpus_and_impossible_draws(tmp_path):
 
 
 def test_summary_table():
-    runs = [{"labels": 200, "seed": s, "ours": {"transfer_accuracy": a, "scratch_accuracy": 0.6,
-                                                "transfer_seconds": 600, "seconds": 900},
+    runs = [{"labels": 200, "seed": s, "pretrained": "lm-a", "ours": {"transfer_accuracy": a, "scratch_accuracy": 0.6,
+                                                                      "transfer_seconds": 600, "seconds": 900},
              "tfidf": {"accuracy": 0.7}} for s, a in ((0, 0.8), (1, 0.84), (2, 0.82))]
-    (row,) = few_label.summarize(runs)
+    other = dict(runs[0], pretrained="lm-b", ours=dict(runs[0]["ours"], transfer_accuracy=0.5))
+    (row, row_b) = few_label.summarize(runs + [other])  # one row per pretrained LM and label count
     assert row["transfer"] == {"mean": pytest.approx(0.82), "min": 0.8, "max": 0.84, "n": 3}
+    assert (row_b["pretrained"], row_b["draws"], row_b["transfer"]["mean"]) == ("lm-b", 1, 0.5)
     assert "fastai" not in row
-    table = few_label.markdown_table([row])
-    assert "| 200 | 3 | 82.0 (80.0–84.0) | 60.0 (60.0–60.0) | 70.0 (70.0–70.0) | — | 15.0 (15.0–15.0) |" in table
+    table = few_label.markdown_table([row, row_b])
+    assert ("| lm-a | 200 | 3 | 82.0 (80.0–84.0) | 60.0 (60.0–60.0) | 70.0 (70.0–70.0) | — | 15.0 (15.0–15.0) |"
+            in table)
+    assert "| lm-b | 200 | 1 | 50.0 | 60.0 | 70.0 | — | 15.0 |" in table
 
 
 def test_protocol_end_to_end_on_a_corpus_without_unsup(tmp_path):
