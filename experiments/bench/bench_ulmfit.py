@@ -264,7 +264,7 @@ def summarize(spec: dict, ours: dict, ref: dict | None, peak: float) -> dict:
             rows[f"LM training GFLOP/s{tag}"] = {k: (v * flops / 1e9 if v else None) for k, v in tr.items()}
         if "clas" in spec["what"]:
             o = ours["clas_docs"] / ours[f"clas_epoch_s{sfx}"]
-            r = ref["clas_docs"] / ref[f"clas_epoch_s{sfx}"] if ref else None
+            r = ref["clas_docs"] / ref[f"clas_epoch_s{sfx}"] if ref and "clas_docs" in ref else None
             rows[f"classifier training docs/s{tag}"] = {"ours": o, "fastai": r}
             # the documents' own tokens through the encoder (padding excluded: the work both sides must do)
             per_doc = float(np.mean(spec["doc_lengths"])) * encoder_token_flops(spec["clas_config"]) / 1e9
