@@ -100,9 +100,11 @@ class TextLearner(Learner):
     def _encoder_of(model: nnx.Module) -> AWD_LSTM:
         return model.encoder.module if isinstance(model, TextClassifier) else model.encoder
 
-    def load_pretrained(self, wgts_fname: str | os.PathLike, vocab_fname: str | os.PathLike) -> TextLearner:
-        """Load fastai-format pretrained weights (``.pth``) and their vocabulary (``.pkl``), matched to this
-        learner's vocabulary (new words get the mean embedding), then ``freeze()`` as fastai does."""
+    def load_pretrained(self, wgts_fname: str | os.PathLike | Mapping[str, Any],
+                        vocab_fname: str | os.PathLike) -> TextLearner:
+        """Load fastai-format pretrained weights (``.pth``, or a state dict already read) and their vocabulary
+        (``.pkl``), matched to this learner's vocabulary (new words get the mean embedding), then ``freeze()`` as
+        fastai does."""
         vocab = _text_vocab(self.dls)
         self._replace_weights(lambda m: load_pretrained(m, wgts_fname, vocab_fname, vocab))
         self.freeze()
@@ -281,7 +283,8 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
         path, model_dir = Path(kwargs.get("path", ".")), kwargs.get("model_dir", "models")
         files = (_resolve_file(path, model_dir, pretrained_fnames[0], "pth"),
                  _resolve_file(path, model_dir, pretrained_fnames[1], "pkl"))
-        config = _config_for_weights(files[0], config)
+        state = load_state_dict(files[0])  # read once: it sizes the model and is then loaded into it
+        config = _config_for_weights(files[0], config, state)
     model = get_language_model(arch, len(vocab), config=config, drop_mult=drop_mult, seed=seed, alpha=alpha,
                                beta=beta, unroll=unroll)
     sizes = model.encoder.hidden_sizes
@@ -292,7 +295,7 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     learn._export_args = {"kind": "lm", "config": dict(config or {}), "drop_mult": drop_mult, "alpha": alpha,
                           "beta": beta, "unroll": unroll, "backwards": learn.backwards}
     if files is not None:
-        learn.load_pretrained(*files)
+        learn.load_pretrained(state, files[1])
     elif pretrained:
         try:
             files = _wt103_files(backwards)
@@ -304,10 +307,11 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     return learn
 
 
-def _config_for_weights(wgts_fname: Path, config: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``config`` checked against the sizes of the weights in ``wgts_fname`` (a size that contradicts them is an
-    error naming it); with ``config=None`` the sizes are read from the weights."""
-    sizes = config_from_state_dict(load_state_dict(wgts_fname))
+def _config_for_weights(wgts_fname: Path, config: Mapping[str, Any] | None,
+                        state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``config`` checked against the sizes of the weights ``state`` read from ``wgts_fname`` (a size that
+    contradicts them is an error naming it); with ``config=None`` the sizes are read from the weights."""
+    sizes = config_from_state_dict(state)
     if config is None:
         return sizes
     merged = merge_config(awd_lstm_lm_config, config)

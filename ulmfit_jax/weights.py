@@ -240,19 +240,22 @@ def from_fastai_state_dict(model: nnx.Module, wgts: Mapping[str, np.ndarray], so
     nnx.update(model, nnx.State(state))
 
 
-def load_pretrained(model: LanguageModel | TextClassifier, wgts_fname: str | os.PathLike,
+def load_pretrained(model: LanguageModel | TextClassifier, wgts_fname: str | os.PathLike | Mapping[str, Any],
                     vocab_fname: str | os.PathLike, new_vocab: Sequence[str]) -> None:
     """fastai's ``load_pretrained``: read a WT103-style ``.pth`` + ``.pkl``, match the vocabulary, load by name.
 
-    For a classifier only the encoder part is loaded (fastai loads into ``model[0]``).
+    ``wgts_fname`` may also be the state dict already read (``language_model_learner`` reads the file once to
+    size the model and once more was ~1 s for WT103's 460 MB). For a classifier only the encoder part is
+    loaded (fastai loads into ``model[0]``).
     """
-    wgts = load_state_dict(wgts_fname)
+    source = "the given state dict" if isinstance(wgts_fname, Mapping) else str(wgts_fname)
+    wgts = wgts_fname if isinstance(wgts_fname, Mapping) else load_state_dict(wgts_fname)
     wgts = match_embeds(clean_raw_keys(wgts), load_vocab(vocab_fname), new_vocab)
     if isinstance(model, TextClassifier):
         enc = {k[2:]: v for k, v in wgts.items() if k.startswith("0.")}
-        from_fastai_state_dict(model.encoder.module, enc, source=str(wgts_fname))
+        from_fastai_state_dict(model.encoder.module, enc, source=source)
     else:
-        from_fastai_state_dict(model, wgts, source=str(wgts_fname))
+        from_fastai_state_dict(model, wgts, source=source)
 
 
 def save_encoder_file(encoder: AWD_LSTM, path: str | os.PathLike) -> Path:

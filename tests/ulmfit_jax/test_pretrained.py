@@ -60,6 +60,22 @@ def test_pretrained_lm_object_unpacks_and_loads_in_both_config_modes(shipped):
         assert learn.n_frozen > 0  # frozen after loading pretrained weights, as fastai
 
 
+def test_weights_are_read_once(shipped, monkeypatch):
+    """The weights file sizes the model and is loaded into it from one read (WT103's is 460 MB)."""
+    import ulmfit_jax.learner as learner_mod
+    import ulmfit_jax.weights as weights_mod
+
+    d, src, vocab = shipped
+    reads = []
+    real = weights_mod.load_state_dict
+    for mod in (learner_mod, weights_mod):
+        monkeypatch.setattr(mod, "load_state_dict", lambda f: reads.append(f) or real(f))
+    learn = language_model_learner(lm_dls(vocab), AWD_LSTM, pretrained_fnames=pretrained_lm("tiny", models_dir=d),
+                                   progress=False)
+    assert len(reads) == 1
+    np.testing.assert_allclose(_params(learn)[0], _params(src)[0], rtol=2e-3, atol=2e-4)
+
+
 def test_code_free_format(shipped):
     d, _, _ = shipped
     with zipfile.ZipFile(d / "tiny.npz") as z:  # arrays only: no pickled objects anywhere in the file
