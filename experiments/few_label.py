@@ -166,6 +166,12 @@ def _fit_schedule(learn, schedule) -> None:
         learn.fit_one_cycle(epochs, lr if stage is None else slice(lr / 2.6 ** 4, lr), moms=(0.8, 0.7))
 
 
+def _precision(learn, a) -> None:
+    """``--bf16``: our learners in mixed precision (bf16 matmul inputs, fp32 accumulation and state)."""
+    if a.bf16:
+        learn.to_bf16()
+
+
 def ours(lm_texts: list[str], clas_df: pd.DataFrame, pre, a, workdir: Path) -> dict:
     """Transfer (LM fine-tuning + gradual unfreezing) and the from-scratch classifier, with our library."""
     from learner_jax import accuracy
@@ -178,6 +184,7 @@ def ours(lm_texts: list[str], clas_df: pd.DataFrame, pre, a, workdir: Path) -> d
     res.update(lm_vocab=len(dls_lm.vocab), lm_train_tokens=dls_lm.train.n_tokens)
     learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, pretrained_fnames=pre, path=workdir,
                                    progress=a.progress)
+    _precision(learn, a)
     config = dict(pre.config)
     _, res["lm_pretrained_accuracy"], res["lm_pretrained_perplexity"] = learn.validate()
     learn.fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))
@@ -192,6 +199,7 @@ def ours(lm_texts: list[str], clas_df: pd.DataFrame, pre, a, workdir: Path) -> d
     clas = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False, path=workdir,
                                    metrics=accuracy, progress=a.progress)
     clas.load_encoder("fine_tuned_enc")
+    _precision(clas, a)
     _fit_schedule(clas, SCHEDULE)
     res["transfer_accuracy"] = clas.validate(test_dl)[1]
     res["clas_seconds"] = time.perf_counter() - t0
@@ -203,6 +211,7 @@ def ours(lm_texts: list[str], clas_df: pd.DataFrame, pre, a, workdir: Path) -> d
             t0 = time.perf_counter()
             scratch = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, config=config, pretrained=False,
                                               path=workdir, seed=1, metrics=accuracy, progress=a.progress)
+            _precision(scratch, a)
             scratch.fit_one_cycle(sum(e for _, e, _ in SCHEDULE), lr, moms=(0.8, 0.7))
             runs.append({"lr": lr, "accuracy": scratch.validate(test_dl)[1], "seconds": time.perf_counter() - t0})
             print(f"scratch lr {lr}: accuracy {runs[-1]['accuracy']:.4f} ({runs[-1]['seconds']:.0f}s)", flush=True)
@@ -251,8 +260,11 @@ def _atomic_json(path: Path, obj) -> None:
 def summarize(runs: list[dict]) -> list[dict]:
     """Per pretrained LM and label count: mean and spread (min-max) of each method's accuracy over the draws."""
     rows = []
-    for name, labels in sorted({(r.get("pretrained", ""), r["labels"]) for r in runs}):
-        rs = [r for r in runs if r["labels"] == labels and r.get("pretrained", "") == name]
+    def lm_name(r: dict) -> str:
+        return " ".join(x for x in (r.get("pretrained", ""), r.get("precision", "")) if x)
+
+    for name, labels in sorted({(lm_name(r), r["labels"]) for r in runs}):
+        rs = [r for r in runs if r["labels"] == labels and lm_name(r) == name]
         row = {"pretrained": name, "labels": labels, "draws": len(rs), "seeds": [r["seed"] for r in rs]}
         for key, get in (("transfer", lambda r: r["ours"]["transfer_accuracy"]),
                          ("scratch", lambda r: r["ours"].get("scratch_accuracy")),
@@ -311,6 +323,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pretrained", default="english-small", help="a shipped model name (ulmfit_jax.pretrained_lm)")
     ap.add_argument("--weights", default=None, help="weights file instead of the shipped model (.npz or .pth)")
     ap.add_argument("--vocab", default=None, help="vocabulary file for --weights (.json or .pkl)")
+    ap.add_argument("--bf16", action="store_true", help="our side in mixed precision (learn.to_bf16()); "
+                    "reported as its own row ('<pretrained> bf16')")
     ap.add_argument("--no-scratch", dest="scratch", action="store_false")
     ap.add_argument("--no-tfidf", dest="tfidf", action="store_false")
     ap.add_argument("--with-fastai", action="store_true", help="also run fastai 2.8 (the reference interpreter)")
@@ -365,6 +379,8 @@ def main(argv: list[str] | None = None) -> dict:
     data["machine"] = machine()
     for seed in a.seeds:
         key = {"labels": a.labels, "seed": seed, "source": str(src), "pretrained": pre.name}
+        if a.bf16:
+            key["precision"] = "bf16"
         done = [r for r in data["runs"] if {k: r.get(k) for k in key} == key]
         if done and (not a.with_fastai or done[0].get("fastai")):
             print(f"labels {a.labels} seed {seed}: already in {out}, skipped", flush=True)

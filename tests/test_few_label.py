@@ -84,4 +84,8 @@ def test_protocol_end_to_end_on_a_corpus_without_unsup(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["runs"][0]["ours"] == run["ours"]
     assert few_label.main(argv)["runs"] == saved["runs"]  # a rerun skips the finished draw
-    assert out.with_suffix(".table.md").read_text().startswith("| labels |")
+    assert out.with_suffix(".table.md").read_text().startswith("| pretrained LM | labels |")
+    both = few_label.main(argv + ["--bf16"])["runs"]  # mixed precision: its own run and row, fp32's kept
+    assert len(both) == 2 and both[1]["precision"] == "bf16" and both[0] == saved["runs"][0]
+    assert 0.0 <= both[1]["ours"]["transfer_accuracy"] <= 1.0
+    assert "| english-small bf16 | 64 | 1 |" in out.with_suffix(".table.md").read_text()
