@@ -100,13 +100,13 @@ class TextLearner(Learner):
     def _encoder_of(model: nnx.Module) -> AWD_LSTM:
         return model.encoder.module if isinstance(model, TextClassifier) else model.encoder
 
-    def load_pretrained(self, wgts_fname: str | os.PathLike | Mapping[str, Any],
-                        vocab_fname: str | os.PathLike) -> TextLearner:
-        """Load fastai-format pretrained weights (``.pth``, or a state dict already read) and their vocabulary
-        (``.pkl``), matched to this learner's vocabulary (new words get the mean embedding), then ``freeze()`` as
-        fastai does."""
+    def load_pretrained(self, wgts_fname: str | os.PathLike, vocab_fname: str | os.PathLike,
+                        state: Mapping[str, Any] | None = None) -> TextLearner:
+        """Load fastai-format pretrained weights (``.pth``) and their vocabulary (``.pkl``), matched to this
+        learner's vocabulary (new words get the mean embedding), then ``freeze()`` as fastai does. ``state``: the
+        weights already read from ``wgts_fname``, if they were."""
         vocab = _text_vocab(self.dls)
-        self._replace_weights(lambda m: load_pretrained(m, wgts_fname, vocab_fname, vocab))
+        self._replace_weights(lambda m: load_pretrained(m, wgts_fname, vocab_fname, vocab, state))
         self.freeze()
         return self
 
@@ -295,7 +295,7 @@ def language_model_learner(dls: DataLoaders, arch: type = AWD_LSTM, drop_mult: f
     learn._export_args = {"kind": "lm", "config": dict(config or {}), "drop_mult": drop_mult, "alpha": alpha,
                           "beta": beta, "unroll": unroll, "backwards": learn.backwards}
     if files is not None:
-        learn.load_pretrained(state, files[1])
+        learn.load_pretrained(*files, state=state)
     elif pretrained:
         try:
             files = _wt103_files(backwards)

@@ -240,22 +240,22 @@ def from_fastai_state_dict(model: nnx.Module, wgts: Mapping[str, np.ndarray], so
     nnx.update(model, nnx.State(state))
 
 
-def load_pretrained(model: LanguageModel | TextClassifier, wgts_fname: str | os.PathLike | Mapping[str, Any],
-                    vocab_fname: str | os.PathLike, new_vocab: Sequence[str]) -> None:
+def load_pretrained(model: LanguageModel | TextClassifier, wgts_fname: str | os.PathLike,
+                    vocab_fname: str | os.PathLike, new_vocab: Sequence[str],
+                    state: Mapping[str, Any] | None = None) -> None:
     """fastai's ``load_pretrained``: read a WT103-style ``.pth`` + ``.pkl``, match the vocabulary, load by name.
 
-    ``wgts_fname`` may also be the state dict already read (``language_model_learner`` reads the file once to
-    size the model and once more was ~1 s for WT103's 460 MB). For a classifier only the encoder part is
-    loaded (fastai loads into ``model[0]``).
+    ``state``: the weights already read from ``wgts_fname`` (``language_model_learner`` reads the file once to
+    size the model; reading it again was ~1 s for WT103's 460 MB); errors still name the file. For a classifier
+    only the encoder part is loaded (fastai loads into ``model[0]``).
     """
-    source = "the given state dict" if isinstance(wgts_fname, Mapping) else str(wgts_fname)
-    wgts = wgts_fname if isinstance(wgts_fname, Mapping) else load_state_dict(wgts_fname)
+    wgts = load_state_dict(wgts_fname) if state is None else state
     wgts = match_embeds(clean_raw_keys(wgts), load_vocab(vocab_fname), new_vocab)
     if isinstance(model, TextClassifier):
         enc = {k[2:]: v for k, v in wgts.items() if k.startswith("0.")}
-        from_fastai_state_dict(model.encoder.module, enc, source=source)
+        from_fastai_state_dict(model.encoder.module, enc, source=str(wgts_fname))
     else:
-        from_fastai_state_dict(model, wgts, source=source)
+        from_fastai_state_dict(model, wgts, source=str(wgts_fname))
 
 
 def save_encoder_file(encoder: AWD_LSTM, path: str | os.PathLike) -> Path:
