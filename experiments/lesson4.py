@@ -4,6 +4,7 @@
     python -m experiments.lesson4 --part collab   # one part (tabular | collab | text | engine)
     python -m experiments.lesson4 --data-dir ../shared/data   # use local copies of the real datasets
     python -m experiments.lesson4 --out runs/lesson4         # where the pictures and results.json go
+    python -m experiments.lesson4 --part text --pretrained english-medium   # the text part from another shipped LM
 
 Each part prints fastai's epoch table and a short summary; the loss curves (PNG) and every part's numbers
 (``results.json``) go to ``--out`` (default ``./lesson4_output``), whose path is printed at the end.
@@ -41,10 +42,13 @@ def enable_compilation_cache(directory: str | None = None, min_compile_secs: flo
     return directory
 
 
-def run_part(name: str, data_dir: str | None, quick: bool, plots_dir: Path | None = None) -> dict:
+def run_part(name: str, data_dir: str | None, quick: bool, plots_dir: Path | None = None,
+             pretrained: str | None = None) -> dict:
     module = importlib.import_module(PARTS[name])
     if name == "engine":
         return module.run(quick=quick, plots_dir=plots_dir)
+    if name == "text" and pretrained:
+        return module.run(data_dir=data_dir, quick=quick, plots_dir=plots_dir, pretrained=pretrained)
     return module.run(data_dir=data_dir, quick=quick, plots_dir=plots_dir)
 
 
@@ -65,6 +69,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="a smaller, faster run (smoke test)")
     ap.add_argument("--no-compile-cache", action="store_true", help="do not keep compiled programs on disk")
     ap.add_argument("--out", default="lesson4_output", help="folder for the pictures and results.json")
+    ap.add_argument("--pretrained", default=None,
+                    help="the shipped LM the text part starts from (ulmfit_jax.pretrained_lm; default: the text "
+                         "part's own choice)")
     args = ap.parse_args(argv)
     if not args.no_compile_cache:
         enable_compilation_cache()
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.part or DEFAULT_PARTS:
         print(f"\n=== Lesson 4: {name} ===", flush=True)
         t0 = time.perf_counter()
-        results[name] = run_part(name, args.data_dir, args.quick, out)
+        results[name] = run_part(name, args.data_dir, args.quick, out, args.pretrained)
         print(f"=== {name} done in {time.perf_counter() - t0:.1f}s ===", flush=True)
         write_results(out, results)  # after each part: a later failure keeps the earlier numbers
     print("\nSummary:")

@@ -38,6 +38,7 @@ import pandas as pd
 
 from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, pretrained_lm, text_classifier_learner
 
+DEFAULT_PRETRAINED = "english-small"  # the shipped LM the main job starts from (--pretrained to change it)
 MAX_LEN = 72 * 4  # classifier documents keep their last 288 tokens (IMDB sample: median ~230)
 POSITIVE = ["great", "wonderful", "brilliant", "moving", "funny", "superb", "beautiful", "touching", "excellent",
             "charming", "gripping", "delightful"]
@@ -101,10 +102,12 @@ def tfidf_accuracy(df: pd.DataFrame) -> float | None:
                for c in (1.0, 10.0, 100.0))
 
 
-def fine_tune_lm(df: pd.DataFrame, out: Path, quick: bool):
-    """Step 1: the shipped LM fine-tuned on all the review texts (the lesson uses unlabelled text too)."""
+def fine_tune_lm(df: pd.DataFrame, out: Path, quick: bool, pre=None):
+    """Step 1: the shipped LM (``pre``, default ``pretrained_lm()``) fine-tuned on all the review texts (the
+    lesson uses unlabelled text too)."""
     dls_lm = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_pct=0.1, bs=32, seed=0)
-    learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, pretrained_fnames=pretrained_lm(), path=out)
+    learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, pretrained_fnames=pre or pretrained_lm(),
+                                   path=out)
     learn.fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))
     learn.unfreeze()
     learn.fit_one_cycle(1 if quick else 3, 1e-3, moms=(0.8, 0.7))
@@ -130,19 +133,21 @@ def gradual_unfreezing(clas, quick: bool, lrs: tuple[float, ...] = STAGE_LRS) ->
     clas.fit_one_cycle(1 if quick else 2, slice(lrs[3] / (2.6 ** 4), lrs[3]), moms=(0.8, 0.7))
 
 
-def run(data_dir: str | None = None, quick: bool = False, plots_dir: Path | None = None) -> dict:
-    """The text part; with ``plots_dir``, the fine-tuned LM's and the classifier's loss curves there."""
+def run(data_dir: str | None = None, quick: bool = False, plots_dir: Path | None = None,
+        pretrained: str = DEFAULT_PRETRAINED) -> dict:
+    """The text part from the shipped LM named ``pretrained``; with ``plots_dir``, the fine-tuned LM's and the
+    classifier's loss curves there."""
     t0 = time.perf_counter()
     data_dir = data_dir or os.environ.get("LESSON4_DATA")
     df, source = reviews(data_dir, quick)
     print(f"Reviews: {source}")
-    pre = pretrained_lm()
+    pre = pretrained_lm(pretrained)
     print(f"Pretrained LM: {pre.name} ({pre.config['emb_sz']}/{pre.config['n_hid']}/{pre.config['n_layers']}, "
           f"shipped in {pre.weights.parent})")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         print("\n1) Fine-tuning the pretrained language model on the reviews")
-        learn, dls_lm = fine_tune_lm(df, out, quick)
+        learn, dls_lm = fine_tune_lm(df, out, quick, pre)
         lm_loss, lm_acc, lm_ppl = learn.validate()
         if plots_dir is not None:
             learn.recorder.plot_loss(fname=str(plots_dir / "text_lm_loss.png"))
@@ -185,5 +190,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA"))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pretrained", default=DEFAULT_PRETRAINED, help="a shipped LM (ulmfit_jax.pretrained_lm)")
     a = ap.parse_args()
-    run(a.data_dir, a.quick)
+    run(a.data_dir, a.quick, pretrained=a.pretrained)

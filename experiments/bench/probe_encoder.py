@@ -71,9 +71,9 @@ def probe(lm_texts, clas_df, pre, a, workdir: Path) -> dict:
 
     res: dict = {"bag_of_words": tfidf_baseline(clas_df)}
     dls_lm = TextDataLoaders.from_df(pd.DataFrame({"text": lm_texts}), text_col="text", is_lm=True, valid_pct=0.1,
-                                     bs=64, seed=0)
+                                     bs=a.lm_bs, seed=0)
     vocab = list(dls_lm.vocab)
-    kw = dict(text_col="text", label_col="label", valid_col="is_valid", text_vocab=vocab, bs=64, seed=0,
+    kw = dict(text_col="text", label_col="label", valid_col="is_valid", text_vocab=vocab, bs=a.bs, seed=0,
               max_len=a.max_len)
     dls = TextDataLoaders.from_df(clas_df, **kw)
     config = dict(pre.config)
@@ -85,7 +85,7 @@ def probe(lm_texts, clas_df, pre, a, workdir: Path) -> dict:
             clas.load_encoder(encoder_file)
         from ulmfit_jax.text_loaders import SortedDL
 
-        tr = SortedDL(dls.train.ids, dls.train.offsets, dls.train.docs, dls.train.labels, dls.train.remap, 64,
+        tr = SortedDL(dls.train.ids, dls.train.offsets, dls.train.docs, dls.train.labels, dls.train.remap, a.bs,
                       dls.train.seq_len, shuffle=False, max_len=a.max_len, drop_last=False)
         xtr, ytr = pooled_features(clas, tr)
         xte, yte = pooled_features(clas, dls.valid)
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--test", type=int, default=1000)
     ap.add_argument("--lm-docs", type=int, default=2000)
     ap.add_argument("--lm-epochs", type=int, default=2, help="unfrozen LM fine-tuning epochs (0: no fine-tuning)")
+    ap.add_argument("--lm-bs", type=int, default=64)
+    ap.add_argument("--bs", type=int, default=64, help="documents per batch when pooling features")
     ap.add_argument("--max-words", type=int, default=400)
     ap.add_argument("--max-len", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     lm_texts, clas_df = make_draw(read_reviews(src), a.labels, a.test, a.lm_docs, a.seed, a.max_words)
     with tempfile.TemporaryDirectory() as d:
         res = probe(lm_texts, clas_df, pre, a, Path(d))
-    res.update(labels=a.labels, test=a.test, lm_docs=a.lm_docs, pretrained=pre.name, config=pre.config)
+    # the model's name under its own key: "pretrained" is the pretrained encoder's score
+    res.update(labels=a.labels, test=a.test, lm_docs=a.lm_docs, pretrained_lm=pre.name, config=pre.config)
     print(json.dumps({k: (v["accuracy"] if isinstance(v, dict) and "accuracy" in v else v) for k, v in res.items()},
                      indent=1))
     if a.out:

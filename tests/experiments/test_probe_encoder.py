@@ -1,0 +1,22 @@
+"""The linear probe (experiments/bench/probe_encoder.py) scores all four feature sets on a review corpus and
+keeps every score in its JSON (the model's name once overwrote the pretrained encoder's score)."""
+
+from __future__ import annotations
+
+import json
+
+from experiments.bench import probe_encoder
+from tests.test_few_label import _corpus
+
+
+def test_probe_scores_bag_of_words_and_three_encoders(tmp_path):
+    src = _corpus(tmp_path / "reviews", n_train=30, n_test=10, unsup=20)
+    out = tmp_path / "probe.json"
+    res = probe_encoder.main(["--reviews", str(src), "--labels", "20", "--test", "20", "--lm-docs", "20",
+                              "--lm-epochs", "1", "--lm-bs", "2", "--bs", "8", "--max-len", "72", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    for name in ("random", "pretrained", "fine_tuned"):  # each encoder: a logistic regression per C
+        assert set(saved[name]["by_C"]) == {"0.01", "0.1", "1.0"}
+        assert saved[name]["accuracy"] == max(saved[name]["by_C"].values()) == res[name]["accuracy"]
+    assert saved["pretrained_lm"] == "english-small" and saved["config"]["emb_sz"] == 64
+    assert saved["bag_of_words"]["accuracy"] >= 0.9  # the corpus's words decide its labels
