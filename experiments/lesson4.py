@@ -47,9 +47,8 @@ def run_part(name: str, data_dir: str | None, quick: bool, plots_dir: Path | Non
     module = importlib.import_module(PARTS[name])
     if name == "engine":
         return module.run(quick=quick, plots_dir=plots_dir)
-    if name == "text" and pretrained:
-        return module.run(data_dir=data_dir, quick=quick, plots_dir=plots_dir, pretrained=pretrained)
-    return module.run(data_dir=data_dir, quick=quick, plots_dir=plots_dir)
+    extra = {"pretrained": pretrained} if name == "text" and pretrained else {}
+    return module.run(data_dir=data_dir, quick=quick, plots_dir=plots_dir, **extra)
 
 
 def write_results(out: Path, results: dict) -> Path:

@@ -37,7 +37,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, pretrained_lm, text_classifier_learner
+from ulmfit_jax import (
+    AWD_LSTM,
+    PretrainedLM,
+    TextDataLoaders,
+    language_model_learner,
+    pretrained_lm,
+    text_classifier_learner,
+)
 
 # The shipped LM the main job starts from (--pretrained to change it). english-medium, measured against
 # english-small (experiments/results/ulmfit_few_label.md): IMDB sample 0.760 against 0.630, generated reviews 1.000
@@ -109,12 +116,10 @@ def tfidf_accuracy(df: pd.DataFrame) -> float | None:
                for c in (1.0, 10.0, 100.0))
 
 
-def fine_tune_lm(df: pd.DataFrame, out: Path, quick: bool, pre=None):
-    """Step 1: the shipped LM (``pre``, default ``pretrained_lm()``) fine-tuned on all the review texts (the
-    lesson uses unlabelled text too)."""
+def fine_tune_lm(df: pd.DataFrame, out: Path, quick: bool, pre: PretrainedLM):
+    """Step 1: the shipped LM ``pre`` fine-tuned on all the review texts (the lesson uses unlabelled text too)."""
     dls_lm = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_pct=0.1, bs=32, seed=0)
-    learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, pretrained_fnames=pre or pretrained_lm(),
-                                   path=out)
+    learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, pretrained_fnames=pre, path=out)
     learn.fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))
     learn.unfreeze()
     learn.fit_one_cycle(1 if quick else 3, 1e-3, moms=(0.8, 0.7))

@@ -56,10 +56,11 @@ def _weight(w: jax.Array, dtype) -> jax.Array:
     return w if dtype is None else w.astype(dtype)
 
 
-def _recurrent_weight(w_hh: jax.Array, dtype) -> jax.Array:
-    """``w_hh`` (h, 4h) as the recurrence's forward step reads it: itself in float32; in bfloat16, a transposed
-    (4h, h) copy made once outside the loop, for :func:`_step_matmul`."""
-    return w_hh if dtype is None else w_hh.T.astype(dtype)
+def _recurrent_weight(w: jax.Array, dtype) -> jax.Array:
+    """A step weight ``w`` (forward ``W_hh``, backward ``W_hh^T``) as :func:`_step_matmul` reads it for ``a @ w``:
+    itself in float32; in bfloat16 its transpose, rounded once outside the loop (``W_hh^T``'s is ``W_hh`` itself,
+    no copy)."""
+    return w if dtype is None else w.T.astype(dtype)
 
 
 def _step_matmul(a: jax.Array, w: jax.Array, dtype) -> jax.Array:
@@ -124,7 +125,7 @@ def _lstm_bwd(unroll, dtype, res, cts):
     w_hh, h0, c0, hs, cs, gates = res
     d_hs, (d_ht, d_ct) = cts
     c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
-    w_t = w_hh.T if dtype is None else w_hh.astype(dtype)  # (4h, h); in bf16 (h, 4h), read row-wise
+    w_t = _recurrent_weight(w_hh.T, dtype)
 
     def step(carry, inp):
         dh_next, dc_next = carry
