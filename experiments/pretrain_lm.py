@@ -208,9 +208,12 @@ def plot_curve(rows: list[dict], path: Path, title: str) -> Path | None:
 def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs: int, lr: float, bs: int,
              drop_mult: float, seed: int = 0, max_vocab: int = 60000, heldout: list[str] | None = None,
              ckpt_minutes: float = 5.0, corpus_note: str = "", extra_cbs: Sequence[Callback] = (),
-             ckpt_steps: int | None = None, curve_every: int = 20) -> dict:
+             ckpt_steps: int | None = None, curve_every: int = 20, precision: str = "fp32") -> dict:
     """Train from scratch with one-cycle, checkpointing every ``ckpt_minutes`` (a rerun resumes), then write
-    lm.pth + itos.pkl (fastai), lm.npz + vocab.json (shipped format), report.json and the learning curve."""
+    lm.pth + itos.pkl (fastai), lm.npz + vocab.json (shipped format), report.json and the learning curve.
+    ``precision='bf16'`` trains with ``learn.to_bf16()`` (float32 weights and checkpoints either way)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame({"text": train + valid, "is_valid": [False] * len(train) + [True] * len(valid)})
     t0 = time.perf_counter()
@@ -222,6 +225,8 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
           flush=True)
     learn = language_model_learner(dls, AWD_LSTM, drop_mult=drop_mult, pretrained=False, config=config, seed=seed,
                                    path=out)
+    if precision == "bf16":
+        learn.to_bf16()
     steps_per_ckpt = ckpt_steps or max(1, int(ckpt_minutes * 60 * 6000 / (bs * 72)))  # ~6k tokens/s, 2 cores
     ckpt_dir = out / "checkpoints"
     resume = ckpt_dir if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) else None
@@ -234,6 +239,7 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
     fit_s = time.perf_counter() - t0
     loss, acc, ppl = learn.validate()
     report = {"config": config, "epochs": epochs, "lr": lr, "bs": bs, "drop_mult": drop_mult, "seed": seed,
+              "precision": precision,
               "corpus": corpus_note, "train_documents": len(train), "train_tokens": dls.train.n_tokens,
               "valid_tokens": dls.valid.n_tokens, "vocab": len(dls.vocab), "max_vocab": max_vocab,
               "wikitext103_test": {"loss": loss, "accuracy": acc, "perplexity": ppl},
@@ -312,7 +318,7 @@ def run(c, workdir: Path | None = None) -> dict:
         cbs = [MetricsCallback(wd.metrics, "pretrain"), SaveOnPreemption(wd.preemption)]
         report = pretrain(train, valid, out, config, c.epochs, c.lr, c.bs, c.drop_mult, seed=c.seed,
                           max_vocab=c.max_vocab, heldout=heldout, ckpt_minutes=c.ckpt_minutes, corpus_note=note,
-                          extra_cbs=cbs)
+                          extra_cbs=cbs, precision=c.precision)
     if c.ship:
         from ulmfit_jax.pretrained import ship_model
 

@@ -117,7 +117,8 @@ def floor(name: str, form: str = "scan") -> dict:
     p0 = p
     t, c = time.perf_counter(), time.process_time()
     compiled = (jax.jit(epoch).lower(p, *data).compile() if form == "scan" else _per_step(loss, p, data))
-    out = {"learner": name, "form": form, "compile_wall_s": time.perf_counter() - t, "compile_cpu_s": time.process_time() - c}
+    out = {"learner": name, "form": form, "compile_wall_s": time.perf_counter() - t,
+           "compile_cpu_s": time.process_time() - c}
     epochs = []
     for _ in range(n_epochs):
         t = time.perf_counter()
