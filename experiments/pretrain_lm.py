@@ -208,10 +208,12 @@ def plot_curve(rows: list[dict], path: Path, title: str) -> Path | None:
 def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs: int, lr: float, bs: int,
              drop_mult: float, seed: int = 0, max_vocab: int = 60000, heldout: list[str] | None = None,
              ckpt_minutes: float = 5.0, corpus_note: str = "", extra_cbs: Sequence[Callback] = (),
-             ckpt_steps: int | None = None, curve_every: int = 20, precision: str = "fp32") -> dict:
+             ckpt_steps: int | None = None, curve_every: int = 20, precision: str = "fp32",
+             storage: str = "float16") -> dict:
     """Train from scratch with one-cycle, checkpointing every ``ckpt_minutes`` (a rerun resumes), then write
     lm.pth + itos.pkl (fastai), lm.npz + vocab.json (shipped format), report.json and the learning curve.
-    ``precision='bf16'`` trains with ``learn.to_bf16()`` (float32 weights and checkpoints either way)."""
+    ``precision='bf16'`` trains with ``learn.to_bf16()`` (float32 weights and checkpoints either way);
+    ``storage`` is the shipped .npz's (float16, or int8 rows with float32 scales: half the bytes)."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +261,7 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
     from ulmfit_jax.pretrained import save_shipped_lm
 
     report["shipped"] = save_shipped_lm(learn.model, list(dls.vocab), out / "lm.npz", out / "vocab.json",
-                                        config=config)
+                                        config=config, storage=storage)
     rows = read_curve(out / "curve.jsonl")
     if rows:
         report["wall_seconds_total"] = rows[-1]["time"] - rows[0]["time"]
@@ -318,7 +320,7 @@ def run(c, workdir: Path | None = None) -> dict:
         cbs = [MetricsCallback(wd.metrics, "pretrain"), SaveOnPreemption(wd.preemption)]
         report = pretrain(train, valid, out, config, c.epochs, c.lr, c.bs, c.drop_mult, seed=c.seed,
                           max_vocab=c.max_vocab, heldout=heldout, ckpt_minutes=c.ckpt_minutes, corpus_note=note,
-                          extra_cbs=cbs, precision=c.precision)
+                          extra_cbs=cbs, precision=c.precision, storage=c.storage)
     if c.ship:
         from ulmfit_jax.pretrained import ship_model
 

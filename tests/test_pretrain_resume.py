@@ -86,7 +86,7 @@ def test_review_corpus_is_train_only_seeded_and_subsampled(shared_data):
     assert all("<br />" not in t for t in train)
 
 
-def test_pretrain_in_bf16_records_its_precision_and_refuses_unknown_ones(tmp_path):
+def test_pretrain_in_bf16_with_int8_storage_records_both_and_refuses_unknown_precisions(tmp_path):
     import numpy as np
 
     from experiments.pretrain_lm import pretrain
@@ -97,7 +97,9 @@ def test_pretrain_in_bf16_records_its_precision_and_refuses_unknown_ones(tmp_pat
     kw = dict(config=dict(emb_sz=8, n_hid=16, n_layers=2), epochs=1, lr=3e-3, bs=4, drop_mult=0.0, max_vocab=100)
     with pytest.raises(ValueError, match="precision must be fp32 or bf16, got 'fp16'"):
         pretrain(docs[:27], docs[27:], tmp_path / "bad", precision="fp16", **kw)
-    report = pretrain(docs[:27], docs[27:], tmp_path / "bf16", precision="bf16", **kw)
+    report = pretrain(docs[:27], docs[27:], tmp_path / "bf16", precision="bf16", storage="int8", **kw)
     assert report["precision"] == "bf16" and np.isfinite(report["wikitext103_test"]["loss"])
     saved = json.loads((tmp_path / "bf16" / "report.json").read_text())
-    assert saved["precision"] == "bf16" and saved["shipped"]
+    assert saved["precision"] == "bf16" and saved["shipped"]["storage"] == "int8"
+    with np.load(tmp_path / "bf16" / "lm.npz", allow_pickle=False) as z:
+        assert z["0.encoder.weight"].dtype == np.int8

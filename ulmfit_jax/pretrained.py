@@ -126,12 +126,14 @@ def is_json_vocab(path: str | os.PathLike) -> bool:
 
 
 def load_npz_state_dict(path: str | os.PathLike, expected_sha256: str | None = None) -> OrderedDict:
-    """fastai state-dict names -> float32 arrays, from an ``.npz`` read with ``allow_pickle=False``."""
+    """fastai state-dict names -> float32 arrays, from an ``.npz`` read with ``allow_pickle=False`` (float16, or
+    int8 rows with their float32 scales)."""
     check_sha256(path, expected_sha256)
     try:
         with np.load(path, allow_pickle=False) as z:
             order = [str(k) for k in z["__order__"]] if "__order__" in z.files else list(z.files)
-            return OrderedDict((k, np.asarray(z[k], np.float32)) for k in order if k != "__order__")
+            return OrderedDict((k, _dequantize(z, k)) for k in order
+                               if k != "__order__" and not k.startswith(_SCALE))
     except (ValueError, OSError, KeyError) as e:
         raise ValueError(f"{path}: not a readable weights .npz ({e})") from e
 
@@ -163,13 +165,34 @@ def config_from_state_dict(wgts: Mapping[str, np.ndarray]) -> dict:
     return {"emb_sz": int(emb.shape[1]), "n_hid": int(n_hid), "n_layers": len(layers)}
 
 
+_SCALE = "__scale__."  # prefix of an int8 matrix's per-row scales in the .npz
+STORAGES = ("float16", "int8")
+
+
+def _dequantize(z: Any, name: str) -> np.ndarray:
+    arr = np.asarray(z[name], np.float32)
+    if _SCALE + name in z.files:
+        arr = arr * np.asarray(z[_SCALE + name], np.float32)[:, None]
+    return arr
+
+
+def _quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output row (each embedding row, each LSTM gate unit): ``w ~ q * scale[:, None]``."""
+    w = np.asarray(w, np.float32)
+    amax = np.max(np.abs(w), axis=1)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    return np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8), scale
+
+
 def save_shipped_lm(model: Any, vocab: Sequence[str], weights_path: str | os.PathLike,
-                    vocab_path: str | os.PathLike, config: Mapping[str, Any] | None = None) -> dict:
-    """Write a language model as fp16 ``.npz`` (fastai names) + JSON vocabulary, atomically; their SHA-256."""
+                    vocab_path: str | os.PathLike, config: Mapping[str, Any] | None = None,
+                    storage: str = "float16") -> dict:
+    """Write a language model as an ``.npz`` (fastai names; ``storage`` float16, or int8 matrices with per-row
+    scales: half the bytes) + JSON vocabulary, atomically; their SHA-256."""
     from ulmfit_jax.weights import to_fastai_state_dict
 
     sd = to_fastai_state_dict(model)
-    return save_state_dict_npz(sd, vocab, weights_path, vocab_path, config)
+    return save_state_dict_npz(sd, vocab, weights_path, vocab_path, config, storage=storage)
 
 
 def _write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -188,13 +211,21 @@ def _write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> No
 
 
 def save_state_dict_npz(sd: Mapping[str, np.ndarray], vocab: Sequence[str], weights_path: str | os.PathLike,
-                        vocab_path: str | os.PathLike, config: Mapping[str, Any] | None = None) -> dict:
+                        vocab_path: str | os.PathLike, config: Mapping[str, Any] | None = None,
+                        storage: str = "float16") -> dict:
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
     weights_path, vocab_path = Path(weights_path), Path(vocab_path)
     # the tied decoder and fastai's second name for the embedding are copies: stored once, restored on load
     skip = {"0.encoder_dp.emb.weight", "1.decoder.weight"}
-    arrays = {k: np.asarray(v).astype(np.float16) for k, v in sd.items()
-              if k not in skip and not k.endswith("num_batches_tracked")}
-    arrays = {"__order__": np.array(list(arrays), dtype=np.str_), **arrays}
+    kept = {k: np.asarray(v) for k, v in sd.items() if k not in skip and not k.endswith("num_batches_tracked")}
+    arrays, scales = {}, {}
+    for k, v in kept.items():
+        if storage == "int8" and v.ndim == 2:
+            arrays[k], scales[_SCALE + k] = _quantize_rows(v)
+        else:
+            arrays[k] = v.astype(np.float16)
+    arrays = {"__order__": np.array(list(arrays), dtype=np.str_), **arrays, **scales}
     tmp = weights_path.with_name(weights_path.name + ".tmp.npz")
     _write_npz_deterministic(tmp, arrays)
     os.replace(tmp, weights_path)
@@ -202,7 +233,7 @@ def save_state_dict_npz(sd: Mapping[str, np.ndarray], vocab: Sequence[str], weig
     tmpv.write_text(json.dumps(list(vocab), ensure_ascii=False), encoding="utf-8")
     os.replace(tmpv, vocab_path)
     return {"weights": sha256_of(weights_path), "vocab": sha256_of(vocab_path),
-            "config": dict(config) if config is not None else None}
+            "config": dict(config) if config is not None else None, "storage": storage}
 
 
 def ship_model(name: str, weights: str | os.PathLike, vocab: str | os.PathLike, config: Mapping[str, Any],

@@ -26,6 +26,7 @@ def base() -> ConfigDict:
     c.max_vocab = 60000  # fastai's default; smaller is faster on a CPU
     c.ckpt_minutes = 5.0
     c.seed = 0
+    c.storage = "float16"  # the shipped .npz: float16 | int8 (per-row scales; half the bytes)
     c.precision = "fp32"  # fp32 | bf16 (learn.to_bf16(): bf16 matmul inputs, float32 weights and checkpoints)
     c.out = ""  # output folder; '' = --workdir, else models/english_lm
     return c

@@ -87,6 +87,30 @@ def test_code_free_format(shipped):
     assert config_from_state_dict(wgts) == TINY
 
 
+def test_int8_storage_halves_the_file_and_keeps_the_model(shipped, tmp_path):
+    _, learn, vocab = shipped
+    f16 = save_shipped_lm(learn.model, vocab, tmp_path / "h.npz", tmp_path / "h.json", config=TINY)
+    i8 = save_shipped_lm(learn.model, vocab, tmp_path / "q.npz", tmp_path / "q.json", config=TINY, storage="int8")
+    assert (f16["storage"], i8["storage"]) == ("float16", "int8")
+    with np.load(tmp_path / "q.npz", allow_pickle=False) as z:  # matrices as int8 rows, vectors as float16
+        kinds = {k: z[k].dtype for k in z.files if k != "__order__"}
+        assert kinds["0.encoder.weight"] == np.int8 and kinds["__scale__.0.encoder.weight"] == np.float32
+        assert all(d == np.float16 for k, d in kinds.items() if "bias" in k)
+    def matrix_bytes(path):  # the stored matrices (the tiny model's file is mostly headers and vectors)
+        with zipfile.ZipFile(path) as z:
+            return sum(i.file_size for i in z.infolist() if "weight" in i.filename and "__scale__" not in i.filename)
+
+    assert matrix_bytes(tmp_path / "q.npz") < 0.6 * matrix_bytes(tmp_path / "h.npz")
+    full = {k: np.asarray(v, np.float32) for k, v in load_state_dict(tmp_path / "h.npz").items()}
+    q = load_state_dict(tmp_path / "q.npz")
+    assert list(q) == list(full) and all(q[k].dtype == np.float32 for k in q)
+    for k, w in full.items():  # within half a quantization step of each row's largest weight (+ fp16 rounding)
+        tol = np.abs(w).max(axis=-1, keepdims=True) / 254 + 1e-3 * np.abs(w) + 1e-6 if w.ndim == 2 else 1e-3
+        assert np.all(np.abs(q[k] - w) <= tol), k
+    with pytest.raises(ValueError, match="storage must be one of .*'bf8'"):
+        save_shipped_lm(learn.model, vocab, tmp_path / "x.npz", tmp_path / "x.json", storage="bf8")
+
+
 def test_the_format_is_deterministic(shipped, tmp_path):
     _, learn, vocab = shipped
     a = save_shipped_lm(learn.model, vocab, tmp_path / "a.npz", tmp_path / "a.json", config=TINY)
@@ -136,6 +160,11 @@ def test_the_shipped_model_is_installed_and_intact():
     wgts = load_state_dict(lm.weights)
     assert config_from_state_dict(wgts) == {k: lm.config[k] for k in ("emb_sz", "n_hid", "n_layers")}
     assert wgts["0.encoder.weight"].shape[0] == len(load_vocab(lm.vocab))
+
+
+def test_all_shipped_models_together_fit_the_package_budget():
+    files = [f for name in available_models() for f in pretrained_lm(name)]
+    assert sum(f.stat().st_size for f in files) + (MODELS_DIR / "manifest.json").stat().st_size <= 25 * 2**20
 
 
 def test_shipped_files_are_package_data():
