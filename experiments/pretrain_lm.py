@@ -262,6 +262,7 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
 
     report["shipped"] = save_shipped_lm(learn.model, list(dls.vocab), out / "lm.npz", out / "vocab.json",
                                         config=config, storage=storage)
+    report["shipped"] |= shipped_file_perplexities(out, dls, config, precision, hdls if heldout else None)
     rows = read_curve(out / "curve.jsonl")
     if rows:
         report["wall_seconds_total"] = rows[-1]["time"] - rows[0]["time"]
@@ -271,6 +272,20 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
     print(json.dumps(report, indent=1))
     print(f"wrote {out}/lm.pth, itos.pkl, lm.npz, vocab.json, report.json, curve.png", flush=True)
     return report
+
+
+def shipped_file_perplexities(out: Path, dls: TextDataLoaders, config: dict, precision: str,
+                              heldout_dls: TextDataLoaders | None) -> dict:
+    """Perplexities of the weights as written to ``out/lm.npz`` (what ships, e.g. int8-stored), loaded back through
+    ``pretrained_fnames`` and measured on the same splits, in the same precision, as the trained model."""
+    learn = language_model_learner(dls, AWD_LSTM, pretrained_fnames=(out / "lm.npz", out / "vocab.json"),
+                                   config=config, progress=False)
+    if precision == "bf16":
+        learn.to_bf16()
+    res = {"wikitext103_test_perplexity": learn.validate()[2]}
+    if heldout_dls is not None:
+        res["imdb_heldout_perplexity"] = learn.validate(heldout_dls.valid)[2]
+    return res
 
 
 def corpus_from_config(c) -> tuple[list[str], list[str], list[str] | None, str]:

@@ -101,5 +101,7 @@ def test_pretrain_in_bf16_with_int8_storage_records_both_and_refuses_unknown_pre
     assert report["precision"] == "bf16" and np.isfinite(report["wikitext103_test"]["loss"])
     saved = json.loads((tmp_path / "bf16" / "report.json").read_text())
     assert saved["precision"] == "bf16" and saved["shipped"]["storage"] == "int8"
+    trained, stored = saved["wikitext103_test"]["perplexity"], saved["shipped"]["wikitext103_test_perplexity"]
+    assert stored != trained and abs(stored / trained - 1) < 0.02  # int8 rows: measurably, barely different
     with np.load(tmp_path / "bf16" / "lm.npz", allow_pickle=False) as z:
         assert z["0.encoder.weight"].dtype == np.int8
