@@ -53,6 +53,9 @@ DEFAULT_OUT = RESULTS / "ulmfit_few_label.json"
 DEFAULT_REF = "/work/refenv/bin/python"
 REF_SCRIPT = Path(__file__).parent / "bench" / "fastai_ulmfit_ref.py"
 TEST_SEED = 1234
+# The shipped LM the protocol starts from (--pretrained to change it): the best measured for transfer
+# (200 labels, mean of the draws run: english-medium 71.3 against english-small 58.7).
+DEFAULT_PRETRAINED = "english-medium"
 SCHEDULE = [(None, 2, 2e-2), (-2, 2, 1e-2), (-3, 2, 5e-3), (0, 4, 1e-3)]
 SCRATCH_LRS = (3e-3, 1e-2)
 MONITOR = 100
@@ -320,7 +323,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lm-bs", type=int, default=64)
     ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA"))
     ap.add_argument("--reviews", default=None, help="a review corpus (train/<class>, test/<class>[, train/unsup])")
-    ap.add_argument("--pretrained", default="english-small", help="a shipped model name (ulmfit_jax.pretrained_lm)")
+    ap.add_argument("--pretrained", default=DEFAULT_PRETRAINED,
+                    help="a shipped model name (ulmfit_jax.pretrained_lm)")
     ap.add_argument("--weights", default=None, help="weights file instead of the shipped model (.npz or .pth)")
     ap.add_argument("--vocab", default=None, help="vocabulary file for --weights (.json or .pkl)")
     ap.add_argument("--bf16", action="store_true", help="our side in mixed precision (learn.to_bf16()); "

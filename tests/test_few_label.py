@@ -71,11 +71,18 @@ def test_summary_table():
     assert "| lm-b | 200 | 1 | 50.0 | 60.0 | 70.0 | — | 15.0 |" in table
 
 
+def test_the_protocol_starts_from_a_shipped_lm_by_default():
+    from ulmfit_jax import pretrained_lm
+
+    assert pretrained_lm(few_label.DEFAULT_PRETRAINED).verify().config["emb_sz"] > 0
+
+
 def test_protocol_end_to_end_on_a_corpus_without_unsup(tmp_path):
     src = _corpus(tmp_path / "reviews", n_train=60, n_test=20)
     out = tmp_path / "res.json"
     argv = ["--reviews", str(src), "--labels", "64", "--test", "16", "--lm-docs", "40", "--seeds", "0",
-            "--no-scratch", "--xla-cache", "none", "--out", str(out), "--bs", "32", "--lm-bs", "8"]
+            "--no-scratch", "--xla-cache", "none", "--out", str(out), "--bs", "32", "--lm-bs", "8",
+            "--pretrained", "english-small"]  # the smallest shipped LM keeps the test quick
     data = few_label.main(argv)
     (run,) = data["runs"]
     assert run["labels"] == 64 and 0.0 <= run["ours"]["transfer_accuracy"] <= 1.0

@@ -1,6 +1,6 @@
 """Can this LM transfer? A linear probe on pooled encoder features tells in minutes, before any classifier trains.
 
-    python -m experiments.bench.probe_encoder                              # shipped english-small, IMDB
+    python -m experiments.bench.probe_encoder                              # the protocol's shipped LM, IMDB
     python -m experiments.bench.probe_encoder --labels 1000 --test 1000 --lm-docs 2000
     python -m experiments.bench.probe_encoder --weights lm.pth --vocab itos.pkl  # any fastai-format LM
 
@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.few_label import _atomic_json, default_reviews, make_draw, read_reviews, tfidf_baseline
+from experiments.few_label import (
+    DEFAULT_PRETRAINED,
+    _atomic_json,
+    default_reviews,
+    make_draw,
+    read_reviews,
+    tfidf_baseline,
+)
 
 
 def pooled_features(learn, dl) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get("LESSON4_DATA"))
     ap.add_argument("--reviews", default=None)
-    ap.add_argument("--pretrained", default="english-small")
+    ap.add_argument("--pretrained", default=DEFAULT_PRETRAINED)
     ap.add_argument("--weights", default=None)
     ap.add_argument("--vocab", default=None)
     ap.add_argument("--labels", type=int, default=1000)

@@ -13,7 +13,8 @@ def test_probe_scores_bag_of_words_and_three_encoders(tmp_path):
     src = _corpus(tmp_path / "reviews", n_train=30, n_test=10, unsup=20)
     out = tmp_path / "probe.json"
     res = probe_encoder.main(["--reviews", str(src), "--labels", "20", "--test", "20", "--lm-docs", "20",
-                              "--lm-epochs", "1", "--lm-bs", "2", "--bs", "8", "--max-len", "72", "--out", str(out)])
+                              "--lm-epochs", "1", "--lm-bs", "2", "--bs", "8", "--max-len", "72", "--out", str(out),
+                              "--pretrained", "english-small"])
     saved = json.loads(out.read_text())
     for name in ("random", "pretrained", "fine_tuned"):  # each encoder: a logistic regression per C
         assert set(saved[name]["by_C"]) == {"0.01", "0.1", "1.0"}
