@@ -214,8 +214,7 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
     lm.pth + itos.pkl (fastai), lm.npz + vocab.json (shipped format), report.json and the learning curve.
     ``precision='bf16'`` trains with ``learn.to_bf16()`` (float32 weights and checkpoints either way);
     ``storage`` is the shipped .npz's (float16, or int8 rows with float32 scales: half the bytes)."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+    _check_precision(precision)
     out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame({"text": train + valid, "is_valid": [False] * len(train) + [True] * len(valid)})
     t0 = time.perf_counter()
@@ -227,8 +226,7 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
           flush=True)
     learn = language_model_learner(dls, AWD_LSTM, drop_mult=drop_mult, pretrained=False, config=config, seed=seed,
                                    path=out)
-    if precision == "bf16":
-        learn.to_bf16()
+    _in_precision(learn, precision)
     steps_per_ckpt = ckpt_steps or max(1, int(ckpt_minutes * 60 * 6000 / (bs * 72)))  # ~6k tokens/s, 2 cores
     ckpt_dir = out / "checkpoints"
     resume = ckpt_dir if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()) else None
@@ -274,14 +272,24 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
     return report
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+
+
+def _in_precision(learn, precision: str) -> None:
+    """The one place a pretraining learner (training, or the shipped file's evaluation) gets its precision."""
+    if precision == "bf16":
+        learn.to_bf16()
+
+
 def shipped_file_perplexities(out: Path, dls: TextDataLoaders, config: dict, precision: str,
                               heldout_dls: TextDataLoaders | None) -> dict:
     """Perplexities of the weights as written to ``out/lm.npz`` (what ships, e.g. int8-stored), loaded back through
     ``pretrained_fnames`` and measured on the same splits, in the same precision, as the trained model."""
     learn = language_model_learner(dls, AWD_LSTM, pretrained_fnames=(out / "lm.npz", out / "vocab.json"),
                                    config=config, progress=False)
-    if precision == "bf16":
-        learn.to_bf16()
+    _in_precision(learn, precision)
     res = {"wikitext103_test_perplexity": learn.validate()[2]}
     if heldout_dls is not None:
         res["imdb_heldout_perplexity"] = learn.validate(heldout_dls.valid)[2]

@@ -9,15 +9,13 @@ continues where it stopped, also in a later session); ``ship`` copies the result
         --config.data_dir=../shared/data --workdir runs/english_large
 """
 
-from experiments.configs.base_pretrain_lm import base
+from experiments.configs.pretrain_lm_cpu_medium import get_config as medium_config
 
 
 def get_config():
-    c = base()
-    c.corpus, c.size, c.max_vocab = "reviews+english", "tiny", 15000
+    c = medium_config()  # english-medium's corpus, vocabulary, epochs and batch size
     c.model.emb_sz, c.model.n_hid, c.model.n_layers = 256, 640, 3
-    c.english_words = 1_000_000
-    c.epochs, c.bs, c.lr = 1, 128, 5e-3
+    c.lr = 5e-3
     c.precision = "bf16"
     c.storage = "int8"  # ~10 MB instead of ~20: the three shipped models stay inside the package's 25 MB
     c.ship = "english-large"
