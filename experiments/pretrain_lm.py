@@ -43,7 +43,7 @@ import pandas as pd
 from learner_jax.callbacks import Callback, CheckpointCallback
 from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner
 from ulmfit_jax.models import awd_lstm_lm_config
-from ulmfit_jax.weights import save_fastai_lm
+from ulmfit_jax.weights import load_vocab, save_fastai_lm
 
 SIZES = {
     "tiny": dict(emb_sz=64, n_hid=256, n_layers=3),
@@ -209,23 +209,29 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
              drop_mult: float, seed: int = 0, max_vocab: int = 60000, heldout: list[str] | None = None,
              ckpt_minutes: float = 5.0, corpus_note: str = "", extra_cbs: Sequence[Callback] = (),
              ckpt_steps: int | None = None, curve_every: int = 20, precision: str = "fp32",
-             storage: str = "float16") -> dict:
-    """Train from scratch with one-cycle, checkpointing every ``ckpt_minutes`` (a rerun resumes), then write
+             storage: str = "float16", init_from: Sequence[str | os.PathLike] | None = None) -> dict:
+    """Train with one-cycle, checkpointing every ``ckpt_minutes`` (a rerun resumes), then write
     lm.pth + itos.pkl (fastai), lm.npz + vocab.json (shipped format), report.json and the learning curve.
+    From scratch, or with ``init_from=(weights, vocab)`` (e.g. ``pretrained_lm(name)``) from an earlier LM, all of
+    it trained, on its vocabulary: more epochs for a pretrained LM, under a new one-cycle schedule.
     ``precision='bf16'`` trains with ``learn.to_bf16()`` (float32 weights and checkpoints either way);
     ``storage`` is the shipped .npz's (float16, or int8 rows with float32 scales: half the bytes)."""
     _check_precision(precision)
     out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame({"text": train + valid, "is_valid": [False] * len(train) + [True] * len(valid)})
     t0 = time.perf_counter()
+    # continuing an LM keeps its vocabulary (every row of its embedding keeps its meaning)
+    init_vocab = load_vocab(init_from[1]) if init_from is not None else None
     dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_col="is_valid", bs=bs, seq_len=72,
-                                  seed=seed, cache_dir=out / "cache", max_vocab=max_vocab)
+                                  seed=seed, cache_dir=out / "cache", max_vocab=max_vocab, text_vocab=init_vocab)
     t_tok = time.perf_counter() - t0
     print(f"corpus: {len(train)} training / {len(valid)} validation documents, "
           f"{dls.train.n_tokens:,} / {dls.valid.n_tokens:,} tokens, vocab {len(dls.vocab):,} ({t_tok:.0f}s)",
           flush=True)
     learn = language_model_learner(dls, AWD_LSTM, drop_mult=drop_mult, pretrained=False, config=config, seed=seed,
-                                   path=out)
+                                   path=out, pretrained_fnames=init_from)
+    if init_from is not None:
+        learn.unfreeze()  # a pretrained learner starts frozen (fastai); continued pretraining trains every layer
     _in_precision(learn, precision)
     steps_per_ckpt = ckpt_steps or max(1, int(ckpt_minutes * 60 * 6000 / (bs * 72)))  # ~6k tokens/s, 2 cores
     ckpt_dir = out / "checkpoints"
@@ -239,7 +245,7 @@ def pretrain(train: list[str], valid: list[str], out: Path, config: dict, epochs
     fit_s = time.perf_counter() - t0
     loss, acc, ppl = learn.validate()
     report = {"config": config, "epochs": epochs, "lr": lr, "bs": bs, "drop_mult": drop_mult, "seed": seed,
-              "precision": precision,
+              "precision": precision, "init_from": [str(f) for f in init_from] if init_from is not None else None,
               "corpus": corpus_note, "train_documents": len(train), "train_tokens": dls.train.n_tokens,
               "valid_tokens": dls.valid.n_tokens, "vocab": len(dls.vocab), "max_vocab": max_vocab,
               "wikitext103_test": {"loss": loss, "accuracy": acc, "perplexity": ppl},
@@ -327,6 +333,21 @@ def corpus_from_config(c) -> tuple[list[str], list[str], list[str] | None, str]:
     return train, valid, heldout, note
 
 
+def init_files(spec: str) -> tuple[Path, Path]:
+    """(weights, vocab) to continue from: a shipped LM's name, or an earlier run's folder (its lm.npz, vocab.json)."""
+    from ulmfit_jax.pretrained import available_models, pretrained_lm
+
+    if spec in available_models():
+        lm = pretrained_lm(spec)
+        return Path(lm.weights), Path(lm.vocab)
+    folder = Path(spec)
+    missing = [n for n in ("lm.npz", "vocab.json") if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"config.init_from={spec!r} is neither a shipped LM ({', '.join(available_models())}) "
+                                f"nor a pretraining run's folder: {', '.join(missing)} missing in {folder}")
+    return folder / "lm.npz", folder / "vocab.json"
+
+
 def run(c, workdir: Path | None = None) -> dict:
     """Pretrain as config ``c`` says into ``c.out`` (default: ``workdir``), which also gets the config, host facts,
     per-epoch metrics (JSON lines, TensorBoard) and a checkpoint on SIGTERM."""
@@ -338,12 +359,13 @@ def run(c, workdir: Path | None = None) -> dict:
         raise ValueError(f"config.size must be one of {sorted(SIZES)}, got {c.size!r}")
     config = dict(SIZES[c.size]) | {k: v for k, v in c.model.items() if v is not None}
     out = Path(c.out or workdir or "models/english_lm")
+    init_from = init_files(c.init_from) if c.init_from else None
     train, valid, heldout, note = corpus_from_config(c)
     with Workdir(out, c, host_info()) as wd:
         cbs = [MetricsCallback(wd.metrics, "pretrain"), SaveOnPreemption(wd.preemption)]
         report = pretrain(train, valid, out, config, c.epochs, c.lr, c.bs, c.drop_mult, seed=c.seed,
                           max_vocab=c.max_vocab, heldout=heldout, ckpt_minutes=c.ckpt_minutes, corpus_note=note,
-                          extra_cbs=cbs, precision=c.precision, storage=c.storage)
+                          extra_cbs=cbs, precision=c.precision, storage=c.storage, init_from=init_from)
     if c.ship:
         from ulmfit_jax.pretrained import ship_model
 

@@ -105,3 +105,29 @@ def test_pretrain_in_bf16_with_int8_storage_records_both_and_refuses_unknown_pre
     assert stored != trained and abs(stored / trained - 1) < 0.02  # int8 rows: measurably, barely different
     with np.load(tmp_path / "bf16" / "lm.npz", allow_pickle=False) as z:
         assert z["0.encoder.weight"].dtype == np.int8
+
+
+def test_pretraining_continues_an_earlier_lm_on_its_vocabulary(tmp_path):
+
+    from experiments.pretrain_lm import init_files, pretrain, read_curve
+
+    words = [f"w{i}" for i in range(60)]  # learnable text: each document cycles through its own 12 words
+    docs = [" ".join(words[(i + k % 12) % 60] for k in range(120)) for i in range(30)]
+    kw = dict(config=dict(emb_sz=16, n_hid=32, n_layers=2), bs=4, drop_mult=0.0, curve_every=1)
+    first = pretrain(docs[:27], docs[27:], tmp_path / "first", epochs=4, lr=3e-2, max_vocab=100, **kw)
+    files = init_files(str(tmp_path / "first"))
+    # a smaller max_vocab would build another vocabulary; the continued LM keeps the first one's
+    more = pretrain(docs[:27], docs[27:], tmp_path / "more", epochs=1, lr=1e-3, max_vocab=20, init_from=files, **kw)
+    assert more["init_from"] == [str(f) for f in files] and first["init_from"] is None
+    vocab = json.loads((tmp_path / "first" / "vocab.json").read_text())
+    assert json.loads((tmp_path / "more" / "vocab.json").read_text()) == vocab
+    start_first = read_curve(tmp_path / "first" / "curve.jsonl")[0]["loss"]
+    start_more = read_curve(tmp_path / "more" / "curve.jsonl")[0]["loss"]
+    end_first = read_curve(tmp_path / "first" / "curve.jsonl")[-1]["loss"]
+    assert start_more < start_first - 0.5  # it starts where the first run ended, not from a random init
+    assert start_more < end_first + 0.3, (start_first, end_first, start_more)
+    assert more["wikitext103_test"]["loss"] <= first["wikitext103_test"]["loss"] + 0.05
+    with pytest.raises(FileNotFoundError, match="lm.npz, vocab.json missing"):
+        init_files(str(tmp_path / "nowhere"))
+    shipped = init_files("english-small")
+    assert shipped[0].name == "english-small.npz" and shipped[1].name == "english-small.vocab.json"

@@ -28,5 +28,6 @@ def base() -> ConfigDict:
     c.seed = 0
     c.storage = "float16"  # the shipped .npz: float16 | int8 (per-row scales; half the bytes)
     c.precision = "fp32"  # fp32 | bf16 (learn.to_bf16(): bf16 matmul inputs, float32 weights and checkpoints)
+    c.init_from = ""  # continue an LM: a shipped name or an earlier run's folder ('' = from scratch)
     c.out = ""  # output folder; '' = --workdir, else models/english_lm
     return c
