@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from learner_jax.losses import CrossEntropyLossFlat
 from learner_jax.metrics import Metric, weighted_sum
-from learner_jax.precision import matmul
+from learner_jax.precision import matmul, matmul_t
 
 
 def _with_ones(x: jax.Array) -> jax.Array:
@@ -41,7 +41,7 @@ def _rows(x: jax.Array, w: jax.Array, dtype=None) -> jax.Array:
     (XLA CPU's single matmul of that shape runs well below the machine's matmul peak)."""
     n = x.shape[0]
     if dtype is not None:
-        x, w = x.astype(dtype), w.astype(dtype)
+        return matmul_t(x, w, dtype)
     if n > ROW_CHUNK and n % ROW_CHUNK == 0:
         blocks = x.reshape(n // ROW_CHUNK, ROW_CHUNK, x.shape[1])
         return jax.lax.map(lambda xc: matmul(xc, w.T, dtype), blocks).reshape(n, w.shape[0])
@@ -60,10 +60,21 @@ def _proj_fwd(x, weight, bias, dtype=None):
     return _rows(xa, wb, dtype), (xa, weight if dtype is None else weight.astype(dtype))
 
 
+def _columns(xa: jax.Array) -> jax.Array:
+    """``xa`` (N, K) as a (K, N) row-major copy, written as a 3-D transpose that XLA does not fold into the dot."""
+    n, k = xa.shape
+    r = next(d for d in (72, 64, 32, 16, 8, 4, 2, 1) if n % d == 0)
+    return xa.reshape(n // r, r, k).transpose(2, 0, 1).reshape(k, n)
+
+
 def _proj_bwd(dtype, res, g):
     xa, weight = res
     g = g if dtype is None else g.astype(dtype)  # XLA fuses the rounding into the softmax-minus-onehot pass
-    dwb = matmul(g.T, xa, dtype)  # (V, E + 1)
+    if dtype is None:
+        dwb = matmul(g.T, xa, dtype)  # (V, E + 1)
+    else:
+        # the barrier keeps XLA from folding the transpose back into the product (which it then runs upcast)
+        dwb = jax.lax.optimization_barrier(matmul(_columns(xa), g, dtype)).T
     return matmul(g, weight, dtype), dwb[:, :-1], dwb[:, -1]
 
 

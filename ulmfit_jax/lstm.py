@@ -23,7 +23,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from learner_jax.precision import einsum, matmul
+from learner_jax.precision import einsum, matmul, matmul_t
 
 
 def _gate_affine(n4: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -188,7 +188,7 @@ def _layer_bwd(unroll, dtype, res, cts):
     else:
         xa_t = jnp.concatenate([_rows_t(x, dtype), jnp.ones((1, t * b), dtype)], axis=0)
         dwb = matmul(xa_t, dz, dtype)
-    dx = matmul(dz, _weight(w_ih.T, dtype), dtype).reshape(t, b, n_in)
+    dx = (matmul(dz, w_ih.T) if dtype is None else matmul_t(dz, _weight(w_ih, dtype), dtype)).reshape(t, b, n_in)
     return dx, dwb[:-1], dwb[-1], d_whh, dh0, dc0
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learner_jax.precision import as_compute_dtype, compute_dtype_of, einsum, matmul, set_compute_dtype
+from learner_jax.precision import as_compute_dtype, compute_dtype_of, einsum, matmul, matmul_t, set_compute_dtype
 from ulmfit_jax.lm_head import vocab_projection
 from ulmfit_jax.lstm import lstm_layer, lstm_scan_reference
 
@@ -37,6 +37,9 @@ def test_matmul_rounds_inputs_and_accumulates_in_float32():
     assert out.dtype == jnp.float32 and float(out[0, 0]) == 512.0  # rounded inputs, exact float32 sum
     assert float(matmul(a, b)[0, 0]) == pytest.approx(512 * (1 + 2.0**-10))
     assert einsum("ij,jk->ik", a, b, jnp.bfloat16).dtype == jnp.float32
+    out_t = matmul_t(a, b.T, jnp.bfloat16)  # a @ (b.T).T, contracting both last axes
+    assert out_t.dtype == jnp.float32 and float(out_t[0, 0]) == 512.0
+    assert float(matmul_t(a, b.T)[0, 0]) == pytest.approx(512 * (1 + 2.0**-10))
 
 
 def test_set_compute_dtype_marks_flax_layers_and_reads_back():

@@ -3,6 +3,8 @@ chain) end within 1% of float32's validation loss; lr_find and predict work in b
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import pytest
 
@@ -60,3 +62,37 @@ def test_classifier_gradual_unfreezing_lr_find_and_predict_in_bf16(tmp_path):
     assert suggestion.valley > 0
     label, idx, probs = learn.predict("w3 w4 w5 w6 w7 w8 w9 w10")
     assert probs.dtype.name == "float32" and probs.sum() == pytest.approx(1, abs=1e-5)
+
+
+def _dots(hlo: str) -> list[tuple[str, str, int]]:
+    """(lhs type, rhs type, FLOPs) of every dot in a compiled HLO text (fusion parameters and instructions)."""
+    import re
+
+    shapes = {n: (t, [int(d) for d in dims.split(",") if d])
+              for n, t, dims in re.findall(r"%?([\w.\-]+)(?: = |: )(\w+)\[([\d,]*)\]", hlo)}
+    out = []
+    for dims, a, b, lc in re.findall(r"= \w+\[([\d,]*)\]\S* dot\(%([\w.\-]+), %([\w.\-]+)\), "
+                                     r"lhs_contracting_dims=\{([\d,]*)\}", hlo):
+        k = math.prod(shapes[a][1][int(i)] for i in lc.split(","))
+        out.append((shapes[a][0], shapes[b][0], 2 * k * math.prod(int(d) for d in dims.split(",") if d)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["lm", "classifier"])
+def test_bf16_train_step_runs_its_products_in_bf16(tmp_path, kind):
+    """XLA:CPU compiles some spellings of a bf16 product to a float32 one (``a @ w.T.astype(bf16)``; a transposed
+    weight gradient): the whole training step, backward included, must keep its dots in bfloat16. Only the
+    classifier head's (Flax ``Linear``: ~1% of this tiny model's FLOPs, far less at real sizes) may stay float32."""
+    if kind == "lm":
+        learn = _lm(tmp_path, bf16=True)
+    else:
+        learn = text_classifier_learner(clas_dls(tiny_vocab(), n=64), AWD_LSTM, seq_len=8, config=TINY,
+                                        pretrained=False, path=tmp_path, progress=False, unroll=1).to_bf16()
+    learn.unfreeze()
+    train = learn.dls.train
+    batch = learn._shard(next(iter(train.batches(0))), train.bs)
+    state = learn.state.replace(carry=learn._fresh_carry(train.bs)) if kind == "lm" else learn.state
+    dots = _dots(learn._jit("train").lower(state, batch, learn.rng).compile().as_text())
+    total = sum(f for *_, f in dots)
+    in_f32 = sum(f for a, b, f in dots if (a, b) != ("bf16", "bf16"))
+    assert len(dots) >= 10 and in_f32 <= (0 if kind == "lm" else 0.02) * total, (in_f32, total)
