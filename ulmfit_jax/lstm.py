@@ -69,10 +69,7 @@ def _step_matmul(a: jax.Array, w: jax.Array, dtype) -> jax.Array:
     (32-64 rows) XLA:CPU runs that form 1.3-1.4x faster than ``a @ w`` in bf16 (64 x 1152 @ 1152 x 4608: 456-465
     against 332-338 GFLOP/s, forward and backward; 64 x 512 @ 512 x 2048: 357-459 against 291-312); float32
     shows no such difference (experiments/results/compile.md)."""
-    if dtype is None:
-        return a @ w
-    return jax.lax.dot_general(a.astype(dtype), w, (((a.ndim - 1,), (1,)), ((), ())),
-                               preferred_element_type=jnp.float32)
+    return a @ w if dtype is None else matmul_t(a, w, dtype)
 
 
 def _forward(xg, w_hh, h0, c0, unroll, dtype=None):
