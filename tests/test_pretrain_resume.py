@@ -108,7 +108,6 @@ def test_pretrain_in_bf16_with_int8_storage_records_both_and_refuses_unknown_pre
 
 
 def test_pretraining_continues_an_earlier_lm_on_its_vocabulary(tmp_path):
-
     from experiments.pretrain_lm import init_files, pretrain, read_curve
 
     words = [f"w{i}" for i in range(60)]  # learnable text: each document cycles through its own 12 words

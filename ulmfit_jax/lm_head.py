@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from learner_jax.losses import CrossEntropyLossFlat
 from learner_jax.metrics import Metric, weighted_sum
-from learner_jax.precision import matmul, matmul_t
+from learner_jax.precision import matmul, matmul_t, rows_t
 
 
 def _with_ones(x: jax.Array) -> jax.Array:
@@ -61,14 +61,6 @@ def _proj_fwd(x, weight, bias, dtype=None):
     return _rows(xa, wb, dtype), (xa, weight if dtype is None else weight.astype(dtype))
 
 
-def _columns(xa: jax.Array) -> jax.Array:
-    """``xa`` (N, K) as a (K, N) row-major copy, written as a 3-D transpose that XLA does not fold into the dot:
-    ``[dW, db]^T = xa^T @ g`` then runs in bf16 (848 GFLOP/s) where ``g^T @ xa`` ran upcast (169-204; compile.md)."""
-    n, k = xa.shape
-    r = next(d for d in (72, 64, 32, 16, 8, 4, 2, 1) if n % d == 0)
-    return xa.reshape(n // r, r, k).transpose(2, 0, 1).reshape(k, n)
-
-
 def _proj_bwd(dtype, res, g):
     xa, weight = res
     g = g if dtype is None else g.astype(dtype)  # XLA fuses the rounding into the softmax-minus-onehot pass
@@ -76,7 +68,7 @@ def _proj_bwd(dtype, res, g):
         dwb = matmul(g.T, xa, dtype)  # (V, E + 1)
     else:
         # the barrier keeps XLA from folding the transpose back into the product (which it then runs upcast)
-        dwb = jax.lax.optimization_barrier(matmul(_columns(xa), g, dtype)).T
+        dwb = jax.lax.optimization_barrier(matmul(rows_t(xa, dtype), g, dtype)).T
     return matmul(g, weight, dtype), dwb[:, :-1], dwb[:, -1]
 
 

@@ -23,7 +23,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from learner_jax.precision import einsum, matmul, matmul_t
+from learner_jax.precision import einsum, matmul, matmul_t, rows_t
 
 
 def _gate_affine(n4: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -49,11 +49,6 @@ def _cell(z: jax.Array, c: jax.Array) -> tuple[jax.Array, ...]:
     c_new = f * c + i * g
     tc = jnp.tanh(c_new)
     return gates, c_new, o * tc
-
-
-def _weight(w: jax.Array, dtype) -> jax.Array:
-    """A matmul weight in the compute dtype, rounded once outside the recurrence."""
-    return w if dtype is None else w.astype(dtype)
 
 
 def _recurrent_weight(w: jax.Array, dtype) -> jax.Array:
@@ -101,16 +96,6 @@ def lstm_scan(xg: jax.Array, w_hh: jax.Array, h0: jax.Array, c0: jax.Array, unro
     return hs, (h_t, c_t)
 
 
-def _rows_t(a: jax.Array, dtype) -> jax.Array:
-    """``a`` (T, B, K) as a (K, T*B) row-major copy in ``dtype``, for a weight gradient ``a^T @ dZ`` in bfloat16.
-
-    XLA:CPU upcasts a bf16 dot that contracts the rows of both operands (``x.T @ dz``) to float32 (measured 315-331
-    GFLOP/s at 4608 x 1153 x 4608), while the same product with this explicit transpose-reshape (which XLA does not
-    fold back into the dot) runs natively: 833-893 GFLOP/s, the copy included (experiments/results/compile.md).
-    """
-    return a.astype(dtype).transpose(2, 0, 1).reshape(a.shape[-1], -1)
-
-
 def _lstm_fwd(xg, w_hh, h0, c0, unroll, dtype=None):
     hs, cs, gates, h_t, c_t = _forward(xg, w_hh, h0, c0, unroll, dtype)
     return (hs, (h_t, c_t)), (w_hh, h0, c0, hs, cs, gates)
@@ -141,7 +126,7 @@ def _lstm_bwd(unroll, dtype, res, cts):
     if dtype is None:
         d_whh = einsum("tbh,tbg->hg", h_prev, dzs, dtype)
     else:
-        d_whh = matmul(_rows_t(h_prev, dtype), dzs.reshape(-1, dzs.shape[-1]), dtype)
+        d_whh = matmul(rows_t(h_prev, dtype), dzs.reshape(-1, dzs.shape[-1]), dtype)
     return dzs, d_whh, dh0, dc0
 
 
@@ -183,9 +168,9 @@ def _layer_bwd(unroll, dtype, res, cts):
         xa = jnp.concatenate([x.reshape(t * b, n_in), jnp.ones((t * b, 1), x.dtype)], axis=1)
         dwb = matmul(xa.T, dz, dtype)  # (n_in + 1, 4h): dW_ih and, in the last row, the bias gradient
     else:
-        xa_t = jnp.concatenate([_rows_t(x, dtype), jnp.ones((1, t * b), dtype)], axis=0)
+        xa_t = jnp.concatenate([rows_t(x, dtype), jnp.ones((1, t * b), dtype)], axis=0)
         dwb = matmul(xa_t, dz, dtype)
-    dx = (matmul(dz, w_ih.T) if dtype is None else matmul_t(dz, _weight(w_ih, dtype), dtype)).reshape(t, b, n_in)
+    dx = matmul_t(dz, w_ih, dtype).reshape(t, b, n_in)
     return dx, dwb[:-1], dwb[-1], d_whh, dh0, dc0
 
 
