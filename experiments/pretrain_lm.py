@@ -369,9 +369,9 @@ def run(c, workdir: Path | None = None) -> dict:
     if c.ship:
         from ulmfit_jax.pretrained import ship_model
 
-        then = f" after {c.init_from}'s training" if c.init_from else ""
-        desc = (f"AWD-LSTM {report['config']}, {report['train_tokens']:,} tokens x {report['epochs']} epoch(s){then} "
-                f"of {report['corpus']}; WikiText-103 test perplexity {report['wikitext103_test']['perplexity']:.1f}"
+        then = f", continuing the LM of {c.init_from}" if c.init_from else ""
+        desc = (f"AWD-LSTM {report['config']}, {report['train_tokens']:,} tokens x {report['epochs']} epoch(s) of "
+                f"{report['corpus']}{then}; WikiText-103 test perplexity {report['wikitext103_test']['perplexity']:.1f}"
                 + (f", IMDB held-out {report['imdb_heldout']['perplexity']:.1f}" if "imdb_heldout" in report else ""))
         entry = ship_model(c.ship, out / "lm.npz", out / "vocab.json", report["config"], desc)
         print(f"shipped as {c.ship!r}: {entry}")
