@@ -348,6 +348,15 @@ def init_files(spec: str) -> tuple[Path, Path]:
     return folder / "lm.npz", folder / "vocab.json"
 
 
+def shipped_description(report: dict, init_from: str = "") -> str:
+    """The manifest's one-line description of a pretraining run's LM: model, corpus, the LM it continued (if any)
+    and its held-out perplexities."""
+    then = f", continuing the LM of {init_from}" if init_from else ""
+    return (f"AWD-LSTM {report['config']}, {report['train_tokens']:,} tokens x {report['epochs']} epoch(s) of "
+            f"{report['corpus']}{then}; WikiText-103 test perplexity {report['wikitext103_test']['perplexity']:.1f}"
+            + (f", IMDB held-out {report['imdb_heldout']['perplexity']:.1f}" if "imdb_heldout" in report else ""))
+
+
 def run(c, workdir: Path | None = None) -> dict:
     """Pretrain as config ``c`` says into ``c.out`` (default: ``workdir``), which also gets the config, host facts,
     per-epoch metrics (JSON lines, TensorBoard) and a checkpoint on SIGTERM."""
@@ -369,10 +378,7 @@ def run(c, workdir: Path | None = None) -> dict:
     if c.ship:
         from ulmfit_jax.pretrained import ship_model
 
-        then = f", continuing the LM of {c.init_from}" if c.init_from else ""
-        desc = (f"AWD-LSTM {report['config']}, {report['train_tokens']:,} tokens x {report['epochs']} epoch(s) of "
-                f"{report['corpus']}{then}; WikiText-103 test perplexity {report['wikitext103_test']['perplexity']:.1f}"
-                + (f", IMDB held-out {report['imdb_heldout']['perplexity']:.1f}" if "imdb_heldout" in report else ""))
+        desc = shipped_description(report, c.init_from)
         entry = ship_model(c.ship, out / "lm.npz", out / "vocab.json", report["config"], desc)
         print(f"shipped as {c.ship!r}: {entry}")
     return report

@@ -130,3 +130,19 @@ def test_pretraining_continues_an_earlier_lm_on_its_vocabulary(tmp_path):
         init_files(str(tmp_path / "nowhere"))
     shipped = init_files("english-small")
     assert shipped[0].name == "english-small.npz" and shipped[1].name == "english-small.vocab.json"
+
+
+def test_the_shipped_description_names_the_lm_a_run_continued():
+    from experiments.pretrain_lm import shipped_description
+    from ulmfit_jax.pretrained import pretrained_lm
+
+    results = ROOT / "experiments" / "results"
+    report = json.loads((results / "pretrained_lm_large_2ep_report.json").read_text())
+    desc = shipped_description(report, "runs/english_large")
+    assert ", continuing the LM of runs/english_large; WikiText-103 test perplexity 69.2" in desc
+    assert "continuing" not in shipped_description(report)
+    # the shipped manifest says what the documented commands write
+    manifest = json.loads((Path(pretrained_lm("english-large").weights).parent / "manifest.json").read_text())
+    assert manifest["english-large"]["description"] == desc
+    medium = json.loads((results / "pretrained_lm_medium_report.json").read_text())
+    assert manifest["english-medium"]["description"] == shipped_description(medium)
