@@ -9,8 +9,7 @@ fine-tune on a laptop CPU). This run starts from an LM shipped inside the packag
 ``ulmfit_jax.pretrained_lm("english-large")`` (256/640/3, two epochs of pretraining on all 74k IMDB training and
 unlabelled reviews plus general English by ``experiments/pretrain_lm.py``; ``--pretrained english-medium`` or
 ``english-small`` for the smaller, faster ones; see experiments/results/pretrained_lm.md), so it needs no network
-and no pretraining of its own, and
-follows the lesson's recipe through the same code paths fastai's weights take:
+and no pretraining of its own, and follows the lesson's recipe through the same code paths fastai's weights take:
   1. *LM fine-tuning*: ``language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3,
      pretrained_fnames=pretrained_lm())`` matches the pretrained vocabulary to the reviews' (new words get the
      mean embedding) and freezes; ``fit_one_cycle(1, 1e-2, moms=(0.8, 0.7))``, ``unfreeze()``, more at 1e-3;
