@@ -1,9 +1,9 @@
 """english-large's second epoch (shipped as english-large from 2026-12-06 until its third epoch,
-pretrain_lm_cpu_large_3ep.py, replaced it the same day): the one-epoch run's LM (runs/english_large, from pretrain_lm_cpu_large.py) trained one
-more epoch (``init_from``: its vocabulary kept, every layer trained) on the same corpus under a new one-cycle
-schedule with a lower peak (3e-3, against the first epoch's 5e-3) and another shuffle (seed 1). The second epoch
-took the IMDB held-out perplexity from 60.1 to 51.5 and the few-label protocol's transfer from 74.6 to 79.5
-(experiments/results/pretrained_lm.md, ulmfit_few_label.md). Run the first epoch, then this:
+pretrain_lm_cpu_large_3ep.py, replaced it the same day): the one-epoch run's LM (runs/english_large, from
+pretrain_lm_cpu_large.py) trained one more epoch (``init_from``: its vocabulary kept, every layer trained) on the
+same corpus under a new one-cycle schedule with a lower peak (3e-3, against the first epoch's 5e-3) and another
+shuffle (seed 1). The second epoch took the IMDB held-out perplexity from 60.1 to 51.5 and the few-label protocol's
+transfer from 74.6 to 79.5 (experiments/results/pretrained_lm.md, ulmfit_few_label.md). Run the first epoch, then this:
 
     nice -n 10 python -m experiments.pretrain_lm --config experiments/configs/pretrain_lm_cpu_large.py \
         --config.data_dir=../shared/data --workdir runs/english_large

@@ -14,12 +14,13 @@ def test_probe_scores_bag_of_words_and_three_encoders(tmp_path):
     out = tmp_path / "probe.json"
     res = probe_encoder.main(["--reviews", str(src), "--labels", "20", "--test", "20", "--lm-docs", "20",
                               "--lm-epochs", "1", "--lm-bs", "2", "--bs", "8", "--max-len", "72", "--out", str(out),
-                              "--pretrained", "english-small"])
+                              "--pretrained", "english-small", "--bf16"])
     saved = json.loads(out.read_text())
     for name in ("random", "pretrained", "fine_tuned"):  # each encoder: a logistic regression per C
         assert set(saved[name]["by_C"]) == {str(c) for c in probe_encoder.PROBE_CS}
         assert saved[name]["accuracy"] == max(saved[name]["by_C"].values()) == res[name]["accuracy"]
     assert saved["pretrained_lm"] == "english-small" and saved["config"]["emb_sz"] == 64
+    assert saved["precision"] == "bf16" and saved["command"].endswith("--pretrained english-small --bf16")
     assert saved["bag_of_words"]["accuracy"] >= 0.9  # the corpus's words decide its labels
 
 
