@@ -29,6 +29,7 @@ import pandas as pd
 from experiments.few_label import (
     DEFAULT_PRETRAINED,
     _atomic_json,
+    _precision,
     default_reviews,
     make_draw,
     read_reviews,
@@ -112,8 +113,8 @@ def probe(lm_texts, clas_df, pre, a, workdir: Path) -> dict:
     score("random", None)
     learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, pretrained_fnames=pre, path=workdir,
                                    progress=False)
-    if a.bf16:  # the LM fine-tuning in mixed precision, as the protocol's --bf16; features are pooled in float32
-        learn.to_bf16()
+    _precision(learn, a)  # the LM fine-tuning as the protocol's --bf16 runs it; features are pooled in float32
+    res["precision"] = "bf16" if learn.compute_dtype is not None else "float32"  # what the learner runs, not the flag
     learn.save_encoder("pretrained_enc")
     score("pretrained", "pretrained_enc")
     if a.lm_epochs:
@@ -155,10 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         res = probe(lm_texts, clas_df, pre, a, Path(d))
     # the model's name under its own key: "pretrained" is the pretrained encoder's score
+    args = argv if argv is not None else sys.argv[1:]
     res.update(labels=a.labels, test=a.test, lm_docs=a.lm_docs, lm_epochs=a.lm_epochs, pretrained_lm=pre.name,
-               config=pre.config, precision="bf16" if a.bf16 else "float32",
-               command=" ".join(["python -m experiments.bench.probe_encoder", *(argv if argv is not None else
-                                                                               sys.argv[1:])]))
+               config=pre.config, command=" ".join(["python -m experiments.bench.probe_encoder", *args]))
     print(json.dumps({k: (v["accuracy"] if isinstance(v, dict) and "accuracy" in v else v) for k, v in res.items()},
                      indent=1))
     if a.out:
