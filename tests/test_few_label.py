@@ -77,12 +77,25 @@ def test_the_protocol_starts_from_a_shipped_lm_by_default():
     assert pretrained_lm(few_label.DEFAULT_PRETRAINED).verify().config["emb_sz"] > 0
 
 
+def test_precision_defaults_to_bf16_where_the_hardware_has_it(monkeypatch):
+    import learner_jax.precision as precision
+
+    for native, expected in ((True, "bf16"), (False, "float32")):
+        monkeypatch.setattr(precision, "bf16_is_native", lambda device=None, native=native: native)
+        a = few_label.parse(["--labels", "200"])
+        assert (a.precision, a.bf16) == (expected, native)
+        assert few_label.parse(["--precision", "float32"]).bf16 is False  # explicit choices win over the hardware
+        assert few_label.parse(["--bf16"]).precision == "bf16"  # the older flag, kept
+    with pytest.raises(SystemExit):
+        few_label.parse(["--precision", "float16"])
+
+
 def test_protocol_end_to_end_on_a_corpus_without_unsup(tmp_path):
     src = _corpus(tmp_path / "reviews", n_train=60, n_test=20)
     out = tmp_path / "res.json"
     argv = ["--reviews", str(src), "--labels", "64", "--test", "16", "--lm-docs", "40", "--seeds", "0",
             "--no-scratch", "--xla-cache", "none", "--out", str(out), "--bs", "32", "--lm-bs", "8",
-            "--pretrained", "english-small"]  # the smallest shipped LM keeps the test quick
+            "--pretrained", "english-small", "--precision", "float32"]  # the smallest shipped LM: a quick test
     data = few_label.main(argv)
     (run,) = data["runs"]
     assert run["labels"] == 64 and 0.0 <= run["ours"]["transfer_accuracy"] <= 1.0

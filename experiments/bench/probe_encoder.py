@@ -30,9 +30,11 @@ from experiments.few_label import (
     DEFAULT_PRETRAINED,
     _atomic_json,
     _precision,
+    add_precision_args,
     default_reviews,
     make_draw,
     read_reviews,
+    resolve_precision_args,
     tfidf_baseline,
 )
 
@@ -144,9 +146,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-words", type=int, default=400)
     ap.add_argument("--max-len", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--bf16", action="store_true", help="fine-tune the LM in mixed precision (learn.to_bf16())")
+    add_precision_args(ap, "the LM fine-tuning")
     ap.add_argument("--out", default=None)
-    a = ap.parse_args(argv)
+    a = resolve_precision_args(ap.parse_args(argv))
     from experiments.few_label import _pretrained
 
     a.seeds = [a.seed]

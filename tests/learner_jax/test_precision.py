@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learner_jax.precision import as_compute_dtype, compute_dtype_of, einsum, matmul, matmul_t, set_compute_dtype
+from learner_jax.precision import (
+    as_compute_dtype,
+    bf16_is_native,
+    compute_dtype_of,
+    einsum,
+    matmul,
+    matmul_t,
+    resolve_precision,
+    set_compute_dtype,
+)
 from ulmfit_jax.lm_head import vocab_projection
 from ulmfit_jax.lstm import lstm_layer, lstm_scan_reference
 
@@ -28,6 +37,32 @@ def test_compute_dtype_names_and_refusals():
         as_compute_dtype(jnp.float16)
     with pytest.raises(ValueError, match="unknown compute dtype 'half'"):
         as_compute_dtype("half")
+
+
+def test_bf16_is_native_reads_the_hardware():
+    from types import SimpleNamespace
+
+    cpu = jax.devices("cpu")[0]
+    assert bf16_is_native(cpu, "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx2\n")
+    assert bf16_is_native(cpu, "flags : fpu amx_tile amx_bf16\n")
+    assert not bf16_is_native(cpu, "flags : fpu sse avx2 avx512f avx512_vnni\n")  # emulated there: float32 wins
+    assert not bf16_is_native(cpu, "model name : avx512_bf16 in a name is not a flag\n")
+    assert not bf16_is_native(cpu, "")
+    assert bf16_is_native(SimpleNamespace(platform="tpu"))
+    assert bf16_is_native(SimpleNamespace(platform="gpu", compute_capability="8.0"))
+    assert not bf16_is_native(SimpleNamespace(platform="gpu", compute_capability="7.0"))  # V100: no bf16 units
+
+
+def test_resolve_precision_names_and_auto():
+    assert resolve_precision("float32") == resolve_precision("fp32") == "float32"
+    assert resolve_precision("bf16") == resolve_precision("BFloat16") == "bf16"
+    assert resolve_precision("auto") == ("bf16" if bf16_is_native() else "float32")
+    from types import SimpleNamespace
+
+    assert resolve_precision("auto", SimpleNamespace(platform="tpu")) == "bf16"
+    assert resolve_precision("auto", SimpleNamespace(platform="gpu", compute_capability="7.5")) == "float32"
+    with pytest.raises(ValueError, match="'float16'.*auto"):
+        resolve_precision("float16")
 
 
 def test_matmul_rounds_inputs_and_accumulates_in_float32():
