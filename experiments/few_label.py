@@ -346,9 +346,9 @@ def add_precision_args(ap: argparse.ArgumentParser, what: str) -> None:
     """``--precision auto|float32|bf16`` (``--bf16`` the same as ``--precision bf16``) for ``what``'s learners.
 
     ``auto``, the default, is mixed precision where the hardware multiplies bfloat16 (AMX/AVX512-BF16 CPUs, Ampere+
-    GPUs, TPUs): on this 2-core Xeon it is what keeps a 200-label draw's transfer inside 15 minutes (12.0-12.4 min in
-    bf16; the float32 LM fine-tuning alone takes about as long as fastai's, ~20 min). bf16 results are their own
-    rows ('<pretrained> bf16')."""
+    GPUs, TPUs): on this 2-core Xeon a 200-label draw's transfer took 12.0-16.4 min in bf16 (ulmfit_few_label.md),
+    and our float32 AWD-LSTM trains 1.1-1.5x slower (compile.md). bf16 results are their own rows ('<pretrained>
+    bf16')."""
     ap.add_argument("--precision", default="auto", choices=["auto", "float32", "bf16"],
                     help=f"{what} in float32 or mixed precision (learn.to_bf16()); auto: bf16 where it is native")
     ap.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help="--precision bf16")
