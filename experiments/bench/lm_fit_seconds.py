@@ -9,7 +9,6 @@ first fit compiles, the next two are timed (wall and CPU seconds). Alternate che
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -23,9 +22,10 @@ def main(argv: list[str] | None = None) -> list[float]:
     a = ap.parse_args(argv)
     import ulmfit_jax
     from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, pretrained_lm
+    from ulmfit_jax.weights import load_vocab
 
     pre = pretrained_lm(a.pretrained)
-    words = [w for w in json.loads(pre.vocab.read_text()) if not w.startswith("xx")][:5000]
+    words = [w for w in load_vocab(pre.vocab) if not w.startswith("xx")][:5000]
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(words, 250)) for _ in range(a.docs)]
     dls = TextDataLoaders.from_df(pd.DataFrame({"text": texts}), text_col="text", is_lm=True, valid_pct=0.1, bs=64,
