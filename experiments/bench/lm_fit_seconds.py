@@ -1,6 +1,7 @@
 """Seconds for one epoch of bf16 LM fine-tuning of a shipped LM, for A/B runs between checkouts or weights.
 
     PYTHONPATH=<checkout> python -m experiments.bench.lm_fit_seconds [--pretrained english-large]
+    python -m experiments.bench.lm_fit_seconds --weights A.npz --vocab A.vocab.json   # A/B weights, same code
 
 800 documents of 250 words drawn from the LM's own vocabulary (181k tokens), bs 64, every layer trained; the
 first fit compiles, the next two are timed (wall and CPU seconds). Alternate checkouts and take medians.
@@ -18,14 +19,18 @@ import pandas as pd
 def main(argv: list[str] | None = None) -> list[float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pretrained", default="english-large")
+    ap.add_argument("--weights", help="an LM weights file instead of the shipped --pretrained one")
+    ap.add_argument("--vocab", help="its vocabulary (with --weights)")
     ap.add_argument("--docs", type=int, default=800)
     a = ap.parse_args(argv)
     import ulmfit_jax
     from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, pretrained_lm
     from ulmfit_jax.weights import load_vocab
 
-    pre = pretrained_lm(a.pretrained)
-    words = [w for w in load_vocab(pre.vocab) if not w.startswith("xx")][:5000]
+    if (a.weights is None) != (a.vocab is None):
+        ap.error("--weights and --vocab go together")
+    pre = (a.weights, a.vocab) if a.weights else pretrained_lm(a.pretrained)
+    words = [w for w in load_vocab(pre[1]) if not w.startswith("xx")][:5000]
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(words, 250)) for _ in range(a.docs)]
     dls = TextDataLoaders.from_df(pd.DataFrame({"text": texts}), text_col="text", is_lm=True, valid_pct=0.1, bs=64,
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> list[float]:
         t0, c0 = time.perf_counter(), time.process_time()
         learn.fit_one_cycle(1, 1e-3)
         walls.append(time.perf_counter() - t0)
-        print(f"{ulmfit_jax.__file__}: fit {i}: {walls[-1]:.1f}s wall, {time.process_time() - c0:.1f}s CPU, "
+        print(f"{ulmfit_jax.__file__} {pre[0]}: fit {i}: {walls[-1]:.1f}s wall, {time.process_time() - c0:.1f}s CPU, "
               f"{dls.train.n_tokens} tokens", flush=True)
     return walls
 

@@ -1,6 +1,9 @@
-"""The A/B timing script runs end to end on the smallest shipped LM and times two fits."""
+"""The A/B timing script runs end to end on the smallest shipped LM, by name or by its files, and times two fits."""
+
+import pytest
 
 from experiments.bench import lm_fit_seconds
+from ulmfit_jax import pretrained_lm
 
 
 def test_two_timed_fits_on_a_shipped_lm(capsys):
@@ -8,3 +11,16 @@ def test_two_timed_fits_on_a_shipped_lm(capsys):
     assert len(walls) == 2 and all(w > 0 for w in walls)
     out = capsys.readouterr().out
     assert "fit 0:" in out and "fit 1:" in out and " tokens" in out
+
+
+def test_weights_files_instead_of_a_name(capsys):
+    pre = pretrained_lm("english-small")
+    walls = lm_fit_seconds.main(["--weights", str(pre.weights), "--vocab", str(pre.vocab), "--docs", "200"])
+    assert len(walls) == 2
+    assert f"{pre.weights}: fit 1:" in capsys.readouterr().out
+
+
+def test_weights_without_vocab_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        lm_fit_seconds.main(["--weights", "some.npz"])
+    assert "--weights and --vocab go together" in capsys.readouterr().err
