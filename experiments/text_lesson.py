@@ -6,7 +6,7 @@ and show what the pretraining buys next to the same classifier trained from scra
 
 fastai's lesson starts from the WikiText-103 weights (a 105 MB download, a 400/1152/3 model too slow to
 fine-tune on a laptop CPU). This run starts from an LM shipped inside the package,
-``ulmfit_jax.pretrained_lm("english-large")`` (256/640/3, three epochs of pretraining on all 74k IMDB training and
+``ulmfit_jax.pretrained_lm("english-large")`` (256/640/3, four epochs of pretraining on all 74k IMDB training and
 unlabelled reviews plus general English by ``experiments/pretrain_lm.py``; ``--pretrained english-medium`` or
 ``english-small`` for the smaller, faster ones; see experiments/results/pretrained_lm.md), so it needs no network
 and no pretraining of its own, and follows the lesson's recipe through the same code paths fastai's weights take:

@@ -137,9 +137,9 @@ def test_the_shipped_description_names_the_lm_a_run_continued():
     from ulmfit_jax.pretrained import pretrained_lm
 
     results = ROOT / "experiments" / "results"
-    report = json.loads((results / "pretrained_lm_large_3ep_report.json").read_text())
-    desc = shipped_description(report, "runs/english_large_more")
-    assert ", continuing the LM of runs/english_large_more; WikiText-103 test perplexity 65.6" in desc
+    report = json.loads((results / "pretrained_lm_large_4ep_report.json").read_text())
+    desc = shipped_description(report, "runs/english_large_3ep")
+    assert ", continuing the LM of runs/english_large_3ep; WikiText-103 test perplexity 63.5" in desc
     assert "continuing" not in shipped_description(report)
     # the shipped manifest says what the documented commands write
     manifest = json.loads((Path(pretrained_lm("english-large").weights).parent / "manifest.json").read_text())
