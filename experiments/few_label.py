@@ -367,9 +367,9 @@ def _pretrained(a):
     from ulmfit_jax.pretrained import PretrainedLM, config_from_state_dict, pretrained_lm
     from ulmfit_jax.weights import load_state_dict
 
+    if bool(a.weights) != bool(a.vocab):
+        raise SystemExit("--weights and --vocab go together")
     if a.weights:
-        if not a.vocab:
-            raise SystemExit("--weights needs --vocab")
         cfg = config_from_state_dict(load_state_dict(a.weights))
         return PretrainedLM(name=Path(a.weights).stem, weights=Path(a.weights), vocab=Path(a.vocab), config=cfg)
     return pretrained_lm(a.pretrained)

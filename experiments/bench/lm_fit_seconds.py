@@ -24,13 +24,12 @@ def main(argv: list[str] | None = None) -> list[float]:
     ap.add_argument("--docs", type=int, default=800)
     a = ap.parse_args(argv)
     import ulmfit_jax
-    from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner, pretrained_lm
+    from experiments.few_label import _pretrained
+    from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner
     from ulmfit_jax.weights import load_vocab
 
-    if (a.weights is None) != (a.vocab is None):
-        ap.error("--weights and --vocab go together")
-    pre = (a.weights, a.vocab) if a.weights else pretrained_lm(a.pretrained)
-    words = [w for w in load_vocab(pre[1]) if not w.startswith("xx")][:5000]
+    pre = _pretrained(a)  # the shipped --pretrained model, or --weights with --vocab (refused apart)
+    words = [w for w in load_vocab(pre.vocab) if not w.startswith("xx")][:5000]
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(words, 250)) for _ in range(a.docs)]
     dls = TextDataLoaders.from_df(pd.DataFrame({"text": texts}), text_col="text", is_lm=True, valid_pct=0.1, bs=64,
@@ -43,8 +42,8 @@ def main(argv: list[str] | None = None) -> list[float]:
         t0, c0 = time.perf_counter(), time.process_time()
         learn.fit_one_cycle(1, 1e-3)
         walls.append(time.perf_counter() - t0)
-        print(f"{ulmfit_jax.__file__} {pre[0]}: fit {i}: {walls[-1]:.1f}s wall, {time.process_time() - c0:.1f}s CPU, "
-              f"{dls.train.n_tokens} tokens", flush=True)
+        print(f"{ulmfit_jax.__file__} {pre.weights}: fit {i}: {walls[-1]:.1f}s wall, "
+              f"{time.process_time() - c0:.1f}s CPU, {dls.train.n_tokens} tokens", flush=True)
     return walls
 
 

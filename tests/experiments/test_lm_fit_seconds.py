@@ -20,7 +20,7 @@ def test_weights_files_instead_of_a_name(capsys):
     assert f"{pre.weights}: fit 1:" in capsys.readouterr().out
 
 
-def test_weights_without_vocab_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        lm_fit_seconds.main(["--weights", "some.npz"])
-    assert "--weights and --vocab go together" in capsys.readouterr().err
+@pytest.mark.parametrize("half", [["--weights", "some.npz"], ["--vocab", "some.vocab.json"]])
+def test_weights_without_vocab_is_refused(half):
+    with pytest.raises(SystemExit, match="--weights and --vocab go together"):
+        lm_fit_seconds.main(half)
