@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> list[float]:
     ap.add_argument("--weights", help="an LM weights file instead of the shipped --pretrained one")
     ap.add_argument("--vocab", help="its vocabulary (with --weights)")
     ap.add_argument("--docs", type=int, default=800)
+    ap.add_argument("--words", type=int, default=5000,
+                    help="distinct words of the texts, ~ the LM vocabulary (the 200-label protocol's: ~16,300)")
     a = ap.parse_args(argv)
     import ulmfit_jax
     from experiments.few_label import _pretrained
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> list[float]:
     from ulmfit_jax.weights import load_vocab
 
     pre = _pretrained(a)  # the shipped --pretrained model, or --weights with --vocab (refused apart)
-    words = [w for w in load_vocab(pre.vocab) if not w.startswith("xx")][:5000]
+    words = [w for w in load_vocab(pre.vocab) if not w.startswith("xx")][:a.words]
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(words, 250)) for _ in range(a.docs)]
     dls = TextDataLoaders.from_df(pd.DataFrame({"text": texts}), text_col="text", is_lm=True, valid_pct=0.1, bs=64,
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> list[float]:
         learn.fit_one_cycle(1, 1e-3)
         walls.append(time.perf_counter() - t0)
         print(f"{ulmfit_jax.__file__} {pre.weights}: fit {i}: {walls[-1]:.1f}s wall, "
-              f"{time.process_time() - c0:.1f}s CPU, {dls.train.n_tokens} tokens", flush=True)
+              f"{time.process_time() - c0:.1f}s CPU, {dls.train.n_tokens} tokens, vocab {len(dls.vocab)}", flush=True)
     return walls
 
 
