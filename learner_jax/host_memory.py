@@ -28,6 +28,11 @@ TOP_PAD = 256 << 20  # grow the heap in 256 MB steps: a few brk calls instead of
 TRIM_THRESHOLD = 2 ** 31 - 1  # mallopt takes an int: the largest, i.e. never trim below 2 GB of free top
 
 
+def on_glibc() -> bool:
+    """Whether this process runs on Linux with glibc's malloc, the only one :func:`retain_freed_memory` tunes."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def retain_freed_memory(environ: dict | None = None) -> bool:
     """Tune glibc malloc to reuse freed blocks (one arena, no ``mmap`` for large blocks, no trimming).
 
@@ -37,7 +42,7 @@ def retain_freed_memory(environ: dict | None = None) -> bool:
     env = os.environ if environ is None else environ
     if env.get(OPT_OUT_VAR, "").lower() == "system":
         return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not on_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -50,4 +55,4 @@ def retain_freed_memory(environ: dict | None = None) -> bool:
 # Applied when the engine is imported (importing JAX does not start its CPU client; the first computation does).
 HOST_MALLOC_TUNED = retain_freed_memory()
 
-__all__ = ["HOST_MALLOC_TUNED", "OPT_OUT_VAR", "retain_freed_memory"]
+__all__ = ["HOST_MALLOC_TUNED", "OPT_OUT_VAR", "on_glibc", "retain_freed_memory"]

@@ -1,16 +1,14 @@
 """``import learner_jax`` tunes glibc malloc so that large freed blocks are reused instead of unmapped."""
 
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from learner_jax.host_memory import OPT_OUT_VAR, retain_freed_memory
+from learner_jax.host_memory import OPT_OUT_VAR, on_glibc, retain_freed_memory
 
-glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                           reason="malloc tuning is glibc-only")
+glibc = pytest.mark.skipif(not on_glibc(), reason="malloc tuning is glibc-only")
 
 # In a fresh interpreter: import learner_jax, malloc and free a 64 MB block, and report where it came from
 # (mallinfo2: hblkhd = bytes in mmap'ed blocks; arena = bytes of the heap).
