@@ -118,7 +118,8 @@ class Learner:
     freezing); ``init_carry(bs)`` builds the recurrent state of stateful models; ``device_epoch=True`` runs
     each training epoch as one ``lax.scan`` on device when the training loader exposes ``.arrays``.
     ``freeze_as_data`` (class or instance attribute): freezing zeroes frozen groups' updates through a mask in the
-    optimizer state instead of compiling a step per freeze stage (gradients of frozen groups are still computed).
+    optimizer state instead of compiling a step per freeze stage; a model with ``takes_frozen_groups`` gets the mask
+    and skips frozen layers' backward at run time (learner_jax.frozen_backward), others compute it for nothing.
     ``mesh`` (default: every device of every process) splits each batch by rows: loaders' ``bs`` is global.
     ``shard_tables`` splits embedding tables (and their Adam moments) by rows over the mesh: True, False, or
     None (default) for only when the tables would take more than half a device's memory.
@@ -146,6 +147,8 @@ class Learner:
             if jax.process_count() > 1 and hasattr(dl, "rows"):  # a loader that can read only this process's rows
                 dl.rows = process_rows(self.mesh, dl.bs)
 
+        # a model that skips frozen layers' backward when told the frozen groups (learner_jax.frozen_backward)
+        self.takes_frozen_groups = bool(getattr(model, "takes_frozen_groups", False))
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         params, model_state = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
         self.table_shapes = tables_to_shard(params, self.mesh, shard_tables)
@@ -207,7 +210,7 @@ class Learner:
         return StepSpec(self.graphdef, self.loss_func, tuple(self.metrics), trainable,
                         tuple(self.groups[i] for i in trainable), tuple(self.decay[i] for i in trainable),
                         self.n_groups, self.clip, self.init_carry is not None, log_norms=self.log_norms,
-                        exempt=exempt)
+                        exempt=exempt, frozen_to_model=self.freeze_as_data and self.takes_frozen_groups)
 
     def _jit(self, kind: str, *extra) -> Callable:
         """Jitted steps, cached per freeze stage; ``n_traces`` counts compilations (tests use it)."""

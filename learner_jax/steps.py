@@ -53,17 +53,21 @@ class StepSpec:
     log_norms: bool = False  # gradient/parameter/update norms cost ~45% of a tiny model's step: only on demand
     extra: dict = field(default_factory=dict)
     exempt: tuple[bool, ...] | None = None  # freezing as data (optim.freeze_groups): leaves that always train
+    frozen_to_model: bool = False  # freezing as data: the model gets the frozen-groups mask (frozen_backward)
 
     def tx(self, sched_hypers) -> optax.GradientTransformation:
         return adamw(sched_hypers, self.labels, self.decay_mask, self.n_groups, self.b2, self.eps, self.clip,
                      self.exempt)
 
 
-def apply_model(graphdef, params, model_state, x, carry, key, train: bool, stateful: bool):
-    """Run the module functionally: returns its ``ModelOutput`` and the updated non-parameter state."""
+def apply_model(graphdef, params, model_state, x, carry, key, train: bool, stateful: bool,
+                frozen: jax.Array | None = None):
+    """Run the module functionally: returns its ``ModelOutput`` and the updated non-parameter state.
+    ``frozen``: the frozen-groups mask, passed on to a model that takes it (learner_jax.frozen_backward)."""
     model = nnx.merge(graphdef, nnx.State(params), nnx.State(model_state))
     rngs = nnx.Rngs(dropout=key)
-    out = model(x, carry, train=train, rngs=rngs) if stateful else model(x, train=train, rngs=rngs)
+    kw = {} if frozen is None else {"frozen": frozen}
+    out = model(x, carry, train=train, rngs=rngs, **kw) if stateful else model(x, train=train, rngs=rngs, **kw)
     _, _, new_state = nnx.split(model, nnx.Param, ...)
     return as_output(out), nnx.to_pure_dict(new_state)
 
@@ -105,11 +109,12 @@ def make_train_step(spec: StepSpec) -> Callable[[TrainState, Any, jax.Array], tu
         hyp = hypers_at(state.sched, state.step)
         train_leaves, leaves, treedef = split_trainable(state.params, spec.trainable)
         key = step_key(rng, state.step)
+        frozen = optax.tree_utils.tree_get(state.opt_state, "frozen") if spec.frozen_to_model else None
 
         def loss_fn(tl):
             params = join_trainable(tl, leaves, treedef, spec.trainable)
             out, new_ms = apply_model(spec.graphdef, params, state.model_state, x, state.carry, key, True,
-                                      spec.stateful)
+                                      spec.stateful, frozen)
             loss_sum, n = weighted_sum(spec.loss_func(out.preds, y), w)
             loss = loss_sum / jnp.maximum(n, 1.0)
             return loss + out.aux_loss, (loss, out.carry, new_ms)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from learner_jax.frozen_backward import backward_if, trainable_below
 from learner_jax.model_io import ModelOutput
 from ulmfit_jax.lm_head import vocab_projection
 from ulmfit_jax.lstm import lstm_layer
@@ -70,15 +71,20 @@ class WeightDropLSTM(nnx.Module):
         self.bias_hh = nnx.Param(_uniform(rngs.params(), (4 * n_hid,), bound))
         self.n_in, self.n_hid, self.weight_p, self.unroll = n_in, n_hid, float(weight_p), int(unroll)
 
-    def __call__(self, x: jax.Array, carry: tuple[jax.Array, jax.Array], w_mask: jax.Array | None = None):
+    def __call__(self, x: jax.Array, carry: tuple[jax.Array, jax.Array], w_mask: jax.Array | None = None,
+                 need_backward: jax.Array | None = None):
         """``x`` (T, B, n_in) -> outputs (T, B, n_hid) and the final ``(h, c)``; ``w_mask`` (n_hid, 4 n_hid) is the
-        DropConnect mask on the raw hidden-to-hidden weights (one per forward call, as fastai's WeightDropout)."""
+        DropConnect mask on the raw hidden-to-hidden weights (one per forward call, as fastai's WeightDropout).
+        ``need_backward`` (traced scalar): 0 skips this layer's backward at run time (a frozen layer with nothing
+        trainable below it)."""
         w_hh = self.weight_hh_raw[...]
         if w_mask is not None:
             w_hh = w_hh * w_mask
+        args = (x, self.weight_ih[...], self.bias_ih[...] + self.bias_hh[...], w_hh, carry[0], carry[1])
         # the input projection for all time steps at once is inside lstm_layer, outside the recurrence
-        return lstm_layer(x, self.weight_ih[...], self.bias_ih[...] + self.bias_hh[...], w_hh, carry[0], carry[1],
-                          self.unroll, self.compute_dtype)
+        if need_backward is None:
+            return lstm_layer(*args, self.unroll, self.compute_dtype)
+        return backward_if(need_backward, lambda *a: lstm_layer(*a, self.unroll, self.compute_dtype), *args)
 
 
 class DropMasks(NamedTuple):
@@ -142,32 +148,38 @@ class AWD_LSTM(nnx.Module):  # fastai's name
                          None if self.hidden_p == 0.0 else tuple(hid),
                          None if not weights or all(w is None for w in w_hh) else tuple(w_hh))
 
-    def embed(self, tokens: jax.Array, scale: jax.Array | None = None) -> jax.Array:
+    def embed(self, tokens: jax.Array, scale: jax.Array | None = None,
+              need_backward: jax.Array | None = None) -> jax.Array:
         """Embedding lookup; ``scale`` (same shape as ``tokens``) is the EmbeddingDropout factor of each token.
 
         fastai masks whole rows of the embedding matrix; ``mask[tokens]`` gives the same numbers (same word, same
-        factor) without multiplying the V x E matrix.
+        factor) without multiplying the V x E matrix. ``need_backward`` 0: no gradient scatter (frozen embedding).
         """
-        rows = jnp.take(self.embedding[...], tokens, axis=0)
+        table = self.embedding[...]
+        rows = jnp.take(table, tokens, axis=0) if need_backward is None else \
+            backward_if(need_backward, lambda t, i: jnp.take(t, i, axis=0), table, tokens)
         if scale is not None:
             rows = rows * scale[..., None]
         # nn.Embedding(padding_idx=...) blocks the pad row's lookup gradient
         return jnp.where((tokens == self.pad_token)[..., None], jax.lax.stop_gradient(rows), rows)
 
     def run(self, tokens_tm: jax.Array, carry: Carry, masks: DropMasks | None = None,
-            emb_scale: jax.Array | None = None) -> tuple[jax.Array, Carry]:
+            emb_scale: jax.Array | None = None, need_backward: jax.Array | None = None) -> tuple[jax.Array, Carry]:
         """Time-major core: ``tokens_tm`` (T, B) -> last-layer output (T, B, emb_sz) and the new carry.
 
-        ``emb_scale`` (T, B) overrides ``masks.emb[tokens]`` (used when rows come from different chunks)."""
+        ``emb_scale`` (T, B) overrides ``masks.emb[tokens]`` (used when rows come from different chunks).
+        ``need_backward`` (n_layers + 1,): for the embedding then each layer, 0 where its backward can be skipped
+        (``frozen_backward.trainable_below`` of fastai's layer groups)."""
         masks = DropMasks() if masks is None else masks
+        need = [None] * (self.n_layers + 1) if need_backward is None else list(need_backward[:self.n_layers + 1])
         if emb_scale is None and masks.emb is not None:
             emb_scale = masks.emb[tokens_tm]
-        out = self.embed(tokens_tm, emb_scale)
+        out = self.embed(tokens_tm, emb_scale, need[0])
         if masks.inp is not None:
             out = out * masks.inp[None]  # locked dropout: one mask per sequence, all time steps
         new_carry = []
         for i, rnn in enumerate(self.rnns):
-            out, hc = rnn(out, carry[i], None if masks.w_hh is None else masks.w_hh[i])
+            out, hc = rnn(out, carry[i], None if masks.w_hh is None else masks.w_hh[i], need[i + 1])
             new_carry.append(hc)
             if i != self.n_layers - 1 and masks.hid is not None:
                 out = out * masks.hid[i][None]
@@ -286,15 +298,17 @@ class SentenceEncoder(nnx.Module):
         self.bptt, self.module, self.pad_idx = int(bptt), module, int(pad_idx)
         self.max_len = None if max_len is None else int(max_len)
 
-    def _chunk(self, carry: Carry, tokens_tm: jax.Array, masks: DropMasks):
+    def _chunk(self, carry: Carry, tokens_tm: jax.Array, masks: DropMasks, need_backward: jax.Array | None = None):
         """One chunk as fastai runs it: returns (detached state after it, its outputs (bptt, B, emb_sz))."""
         started = tokens_tm[0] != self.pad_idx  # (B,): rows fastai would feed this chunk
-        out, new_carry = self.module.run(tokens_tm, _only_rows(carry, started), masks)
+        out, new_carry = self.module.run(tokens_tm, _only_rows(carry, started), masks, need_backward=need_backward)
         out = jnp.where(started[None, :, None], out, 0.0)
         return jax.lax.stop_gradient(_only_rows(new_carry, started)), out
 
-    def __call__(self, tokens: jax.Array, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-        """``tokens`` (B, L) -> time-major outputs (T, B, emb_sz) of the kept tokens and their pad mask (B, T)."""
+    def __call__(self, tokens: jax.Array, key: jax.Array | None = None,
+                 need_backward: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """``tokens`` (B, L) -> time-major outputs (T, B, emb_sz) of the kept tokens and their pad mask (B, T).
+        ``need_backward``: as ``AWD_LSTM.run``'s."""
         bs, seq_len = tokens.shape
         n_chunks, first = _chunk_layout(seq_len, self.bptt, self.max_len)
         n_kept, kept = n_chunks - first, seq_len - first * self.bptt
@@ -311,7 +325,7 @@ class SentenceEncoder(nnx.Module):
 
         def run(carry, chunk, m):
             m = masks if key is None else m._replace(w_hh=masks.w_hh)
-            return self._chunk(carry, chunk, m)
+            return self._chunk(carry, chunk, m, need_backward)
 
         def skip(carry, chunk, m):  # a chunk of padding only (whole pad chunks, bucket rounding): no work
             zeros = jnp.zeros((self.bptt, bs, self.module.emb_sz), jnp.float32)
@@ -426,17 +440,24 @@ class PoolingLinearClassifier(nnx.Module):
 
 class TextClassifier(nnx.Module):
     """fastai's ``SequentialRNN(SentenceEncoder, PoolingLinearClassifier)``: ``model(x, *, train, rngs)`` ->
-    ``ModelOutput(logits, None, aux_loss)``; AR/TAR apply to the encoder output as in fastai v2."""
+    ``ModelOutput(logits, None, aux_loss)``; AR/TAR apply to the encoder output as in fastai v2.
+
+    ``frozen`` (the learner's frozen-groups mask over ``clas_splitter``'s groups: embedding, each LSTM layer,
+    head) skips the backward of frozen encoder layers with nothing trainable below them at run time, in the one
+    program of the whole gradual-unfreezing chain (learner_jax.frozen_backward)."""
+
+    takes_frozen_groups = True
 
     def __init__(self, encoder: SentenceEncoder, head: PoolingLinearClassifier, alpha: float = 2.0,
                  beta: float = 1.0):
         self.encoder, self.head = encoder, head
         self.alpha, self.beta = float(alpha), float(beta)
 
-    def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> ModelOutput:
+    def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None,
+                 frozen: jax.Array | None = None) -> ModelOutput:
         key = _dropout_key(train, rngs)
         k_enc, k_head = (None, None) if key is None else tuple(jax.random.split(key))
-        out, mask = self.encoder(x, k_enc)
+        out, mask = self.encoder(x, k_enc, None if frozen is None else trainable_below(frozen))
         logits = self.head(masked_concat_pool(out, mask), train=train, key=k_head)
         aux = ar_tar(out, out, self.alpha, self.beta) if train else jnp.float32(0.0)
         return ModelOutput(logits, None, aux)

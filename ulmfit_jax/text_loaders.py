@@ -25,7 +25,9 @@ length when sorted, as fastai's encoder expects. Rows are padded v2's way:
 whole ``seq_len`` chunks of ``pad_idx`` at the front, the remainder at the end, so every text starts on a
 ``seq_len`` boundary. Deliberate difference: the padded width is the batch's longest document rounded up to a
 bucket (``bucket_len``: multiples of ``seq_len`` with at most two sizes per doubling) instead of the exact
-maximum, so that a whole IMDB epoch compiles about a dozen shapes instead of hundreds. Each row is first laid
+maximum, so that a whole IMDB epoch compiles about a dozen shapes instead of hundreds; training batches of
+documents cut to ``max_len`` all get one width (``one_width``, the bucket of the longest cut document), so the
+training step compiles once. Each row is first laid
 out exactly as fastai lays it out for the batch's longest document (``L``), then the bucket's extra width
 goes in front as whole pad chunks (and ``L`` rounded up to ``seq_len`` at the end): every row keeps fastai's
 chunk boundaries relative to its batch, the encoder skips the padding-only chunks, and the last ``max_len``
@@ -169,7 +171,8 @@ class SortedDL:
     def __init__(self, ids: np.ndarray, offsets: np.ndarray, docs: np.ndarray | None, labels: np.ndarray,
                  remap: np.ndarray | None = None, bs: int = 64, seq_len: int = 72, shuffle: bool = False,
                  drop_last: bool | None = None, seed: int = 0, pad_idx: int = 1, backwards: bool = False,
-                 sort: bool = True, max_len: int | None = None, buckets: bool = True):
+                 sort: bool = True, max_len: int | None = None, buckets: bool = True,
+                 one_width: bool | None = None):
         if bs <= 0 or seq_len <= 0:
             raise ValueError(f"bs and seq_len must be positive, got bs={bs}, seq_len={seq_len}")
         self.ids, self.offsets = ids, np.asarray(offsets, np.int64)
@@ -184,6 +187,18 @@ class SortedDL:
         self.max_len, self.buckets = max_len, bool(buckets)
         lens = self.offsets[self.docs + 1] - self.offsets[self.docs]
         self.lens = lens if max_len is None else np.minimum(lens, int(max_len))
+        # Default: training batches of max_len-cut documents share one width. The 200-label few-label classifier
+        # (widths 216, 288, 432 otherwise) compiled one training step instead of three: its first epoch in a
+        # cold process 97 -> 50 s, later epochs the same (42.6 vs 42.2 s for two), because the encoder skips
+        # whole pad chunks at run time. Evaluation stays bucketed: its 2,000-review pass at one width ran
+        # 28.4 -> 32.7 s warm (runs/width_ab.py, ulmfit_speed.md).
+        if one_width and not self.buckets:
+            raise ValueError("one_width=True needs buckets=True (rows are laid out for the batch's longest "
+                             "document, then shifted by whole pad chunks to the common width)")
+        auto = self.shuffle and max_len is not None and self.buckets
+        self.one_width = auto if one_width is None else bool(one_width)
+        self._width = bucket_len(int(self.lens.max()) if len(self.lens) else 1, self.seq_len) \
+            if self.buckets else max(1, int(self.lens.max()) if len(self.lens) else 1)
         if self.drop_last and len(self.docs) < self.bs:
             raise ValueError(f"only {len(self.docs)} documents for batch size {self.bs} with drop_last=True: "
                              "lower bs")
@@ -201,6 +216,9 @@ class SortedDL:
         return np.arange(len(self.docs))
 
     def width(self, longest: int) -> int:
+        """Padded width of a batch whose longest (cut) document has ``longest`` tokens."""
+        if self.one_width:
+            return self._width
         return bucket_len(longest, self.seq_len) if self.buckets else max(1, int(longest))
 
     def _doc_ids(self, k: int) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import optax
 import pytest
 
 from ulmfit_jax import AWD_LSTM, language_model_learner, text_classifier_learner
@@ -92,8 +93,15 @@ def test_lesson_recipe_encoder_transfer_and_gradual_unfreezing(lm_learner):
     np.testing.assert_array_equal(_leaf(learn, "encoder", "module", "embedding"),
                                   _leaf(lm_learner, "encoder", "embedding"))
     learn.fit_one_cycle(1, 2e-2, moms=(0.8, 0.7))
+    # one program for every stage, and the frozen encoder's backward skipped: its Adam moments never moved
+    mu = optax.tree_utils.tree_get(learn.state.opt_state, "mu")
+    assert learn.spec.frozen_to_model and len(mu) == len(learn.groups)
+    assert not any(np.any(np.asarray(m)) for m, g in zip(mu, learn.groups) if g < 4)
+    assert all(np.any(np.asarray(m)) for m, g in zip(mu, learn.groups) if g == 4)
     learn.freeze_to(-2)
     learn.fit_one_cycle(1, slice(1e-2 / (2.6 ** 4), 1e-2), moms=(0.8, 0.7))
+    mu = optax.tree_utils.tree_get(learn.state.opt_state, "mu")
+    assert [bool(np.any(np.asarray(m))) for m in mu] == [g >= 3 for g in learn.groups]
     learn.freeze_to(-3)
     learn.fit_one_cycle(1, slice(5e-3 / (2.6 ** 4), 5e-3), moms=(0.8, 0.7))
     learn.unfreeze()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from learner_jax.steps import apply_model
 from ulmfit_jax.lstm import lstm_scan, lstm_scan_reference
 from ulmfit_jax.models import (
     AWD_LSTM,
@@ -208,6 +209,13 @@ def test_bucketed_batches_give_fastais_exact_width_results():
         np.testing.assert_array_equal(yb, ye)
         assert xb.shape[1] >= xe.shape[1]
         np.testing.assert_allclose(model(jnp.asarray(xb)).preds, model(jnp.asarray(xe)).preds, atol=1e-5, rtol=0)
+    # training loaders of max_len-cut documents pad every batch to one width: the same logits again
+    cut = dict(max_len=12, shuffle=True, seed=3, **kw)
+    for (xo, yo, _), (xe, ye, _) in zip(SortedDL(ids, offsets, None, np.arange(12), **cut).batches(0),
+                                        SortedDL(ids, offsets, None, np.arange(12), buckets=False, **cut).batches(0)):
+        np.testing.assert_array_equal(yo, ye)
+        assert xo.shape[1] == 12
+        np.testing.assert_allclose(model(jnp.asarray(xo)).preds, model(jnp.asarray(xe)).preds, atol=1e-5, rtol=0)
 
 
 def test_regression_head_y_range():
@@ -333,3 +341,29 @@ def test_vocab_projection_row_blocks_equal_one_matmul():
     r = jax.grad(lambda x, w, b: jnp.sum(jnp.sin(x @ w.T + b)), argnums=(0, 1, 2))(x, w, b)
     for a, e in zip(g, r):
         np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4)
+
+
+def test_frozen_groups_skip_only_gradients_nobody_needs():
+    """Told the learner's frozen groups (embedding, rnn 0..2, head), the classifier's backward (one program for
+    every stage) leaves the frozen layers at zero gradient and every other gradient as full autodiff."""
+    model = get_text_classifier(AWD_LSTM, 40, 2, seq_len=4, config=dict(TINY), drop_mult=0.5)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+    x = jnp.asarray(np.random.default_rng(1).integers(2, 40, (3, 11)).astype(np.int32))
+
+    def loss(p, fr):
+        out, _ = apply_model(graphdef, p, rest, x, None, jax.random.key(3), True, False, fr)
+        return out.preds.sum() + out.aux_loss
+
+    full = dict(jax.tree_util.tree_leaves_with_path(jax.jit(jax.grad(loss))(params, None)))
+    gated = jax.jit(jax.grad(loss))
+    split = clas_splitter(3)
+    for n_frozen in (4, 3, 2, 0):
+        grads = gated(params, jnp.asarray(np.arange(5) < n_frozen, jnp.float32))
+        for path, g in jax.tree_util.tree_leaves_with_path(grads):
+            # freeze_to keeps a suffix of groups trainable: a frozen group never has a trainable one below it
+            if split(tuple(getattr(k, "key", getattr(k, "idx", None)) for k in path)) >= n_frozen:
+                np.testing.assert_allclose(g, full[path], rtol=1e-4, atol=1e-5, err_msg=f"{n_frozen} {path}")
+            else:
+                assert not np.any(np.asarray(g)), (n_frozen, path)
+    assert gated._cache_size() == 1

@@ -159,6 +159,31 @@ def test_sorted_dl_max_len_and_backwards():
     np.testing.assert_array_equal(fwd.one_batch()[0][0, :20], ids[-20:])
 
 
+def test_training_batches_of_cut_documents_share_one_width():
+    rng = np.random.default_rng(5)
+    lens = rng.integers(3, 60, 64)
+    ids, offsets = (rng.integers(2, 50, int(lens.sum())).astype(np.int32),
+                    np.concatenate([[0], np.cumsum(lens)]).astype(np.int64))
+    kw = dict(bs=8, seq_len=8, max_len=40)
+    train = SortedDL(ids, offsets, None, np.arange(64), shuffle=True, **kw)
+    assert train.one_width and {x.shape[1] for x, _, _ in train.batches(0)} == {bucket_len(40, 8)}
+    bucketed = SortedDL(ids, offsets, None, np.arange(64), shuffle=True, one_width=False, **kw)
+    assert len({x.shape[1] for x, _, _ in bucketed.batches(0)}) > 1
+    for (x1, y1, _), (x2, y2, _) in zip(train.batches(0), bucketed.batches(0)):
+        np.testing.assert_array_equal(y1, y2)  # the same rows; the wider batch only has more whole pad chunks
+        extra = x1.shape[1] - x2.shape[1]
+        assert extra % 8 == 0 and (x1[:, :extra] == 1).all()
+        np.testing.assert_array_equal(x1[:, extra:], x2)
+    # evaluation stays bucketed, and so does training without a max_len cut (widths up to the longest document)
+    assert not SortedDL(ids, offsets, None, np.arange(64), **kw).one_width
+    assert not SortedDL(ids, offsets, None, np.arange(64), shuffle=True, bs=8, seq_len=8).one_width
+    # a corpus whose documents are all shorter than max_len gets the width of its own longest document
+    short = SortedDL(ids, offsets, None, np.arange(64), shuffle=True, bs=8, seq_len=8, max_len=1000)
+    assert {x.shape[1] for x, _, _ in short.batches(1)} == {bucket_len(int(lens.max()), 8)}
+    with pytest.raises(ValueError, match="one_width=True needs buckets=True"):
+        SortedDL(ids, offsets, None, np.arange(64), one_width=True, buckets=False, **kw)
+
+
 # ---- TextDataLoaders ------------------------------------------------------------------------------------
 def review(rng, n=30):
     return " ".join(rng.choice(WORDS, n)).capitalize() + "."
