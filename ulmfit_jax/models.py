@@ -207,16 +207,30 @@ def _dropout_key(train: bool, rngs: nnx.Rngs | None) -> jax.Array | None:
     return rngs.dropout()
 
 
-def ar_tar(dropped: jax.Array, raw: jax.Array, alpha: float, beta: float) -> jax.Array:
+def ar_tar(dropped: jax.Array, raw: jax.Array, alpha: float, beta: float, cols: jax.Array | None = None) -> jax.Array:
     """fastai's RNNRegularizer: alpha * mean(dropped^2) (AR) + beta * mean((raw_t - raw_{t-1})^2) (TAR).
 
     Time-major inputs (T, B, F). fastai's TAR checks ``len(h) > 1`` on a batch-major tensor, i.e. the batch size.
+    ``cols`` (T,) bool, a contiguous window: the means run over those positions only (a classifier batch padded
+    wider than fastai's exact width: its extra whole pad chunks would otherwise dilute both terms and add a
+    zero-to-text jump to TAR).
     """
     loss = jnp.float32(0.0)
+    if cols is None:
+        if alpha:
+            loss = loss + alpha * jnp.mean(jnp.square(dropped.astype(jnp.float32)))
+        if beta and raw.shape[1] > 1 and raw.shape[0] > 1:
+            loss = loss + beta * jnp.mean(jnp.square((raw[1:] - raw[:-1]).astype(jnp.float32)))
+        return loss
+    w = cols.astype(jnp.float32)
+    per_col = raw.shape[1] * raw.shape[2]
     if alpha:
-        loss = loss + alpha * jnp.mean(jnp.square(dropped.astype(jnp.float32)))
+        sq = jnp.square(dropped.astype(jnp.float32)).sum(axis=(1, 2))
+        loss = loss + alpha * (sq * w).sum() / (jnp.maximum(w.sum(), 1.0) * per_col)
     if beta and raw.shape[1] > 1 and raw.shape[0] > 1:
-        loss = loss + beta * jnp.mean(jnp.square((raw[1:] - raw[:-1]).astype(jnp.float32)))
+        pairs = w[1:] * w[:-1]
+        sq = jnp.square((raw[1:] - raw[:-1]).astype(jnp.float32)).sum(axis=(1, 2))
+        loss = loss + beta * (sq * pairs).sum() / (jnp.maximum(pairs.sum(), 1.0) * per_col)
     return loss
 
 
@@ -459,7 +473,8 @@ class TextClassifier(nnx.Module):
         k_enc, k_head = (None, None) if key is None else tuple(jax.random.split(key))
         out, mask = self.encoder(x, k_enc, None if frozen is None else trainable_below(frozen))
         logits = self.head(masked_concat_pool(out, mask), train=train, key=k_head)
-        aux = ar_tar(out, out, self.alpha, self.beta) if train else jnp.float32(0.0)
+        # over fastai's exact batch width: the columns where some row has a real token
+        aux = ar_tar(out, out, self.alpha, self.beta, ~mask.all(axis=0)) if train else jnp.float32(0.0)
         return ModelOutput(logits, None, aux)
 
 

@@ -210,12 +210,18 @@ def test_bucketed_batches_give_fastais_exact_width_results():
         assert xb.shape[1] >= xe.shape[1]
         np.testing.assert_allclose(model(jnp.asarray(xb)).preds, model(jnp.asarray(xe)).preds, atol=1e-5, rtol=0)
     # training loaders of max_len-cut documents pad every batch to one width: the same logits again
+    no_drop = get_text_classifier(AWD_LSTM, 40, 3, seq_len=4, max_len=12, lin_ftrs=[8], config=dict(TINY),
+                                  drop_mult=0.0)
     cut = dict(max_len=12, shuffle=True, seed=3, **kw)
     for (xo, yo, _), (xe, ye, _) in zip(SortedDL(ids, offsets, None, np.arange(12), **cut).batches(0),
                                         SortedDL(ids, offsets, None, np.arange(12), buckets=False, **cut).batches(0)):
         np.testing.assert_array_equal(yo, ye)
         assert xo.shape[1] == 12
         np.testing.assert_allclose(model(jnp.asarray(xo)).preds, model(jnp.asarray(xe)).preds, atol=1e-5, rtol=0)
+        # and AR/TAR in training (dropout off) run over fastai's exact width, not the padded one
+        wide, exact = (no_drop(jnp.asarray(b), train=True, rngs=nnx.Rngs(dropout=0)) for b in (xo, xe))
+        assert float(exact.aux_loss) > 0
+        np.testing.assert_allclose(float(wide.aux_loss), float(exact.aux_loss), rtol=1e-5)
 
 
 def test_regression_head_y_range():
