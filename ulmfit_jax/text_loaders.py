@@ -191,14 +191,13 @@ class SortedDL:
         # (widths 216, 288, 432 otherwise) compiled one training step instead of three: its first epoch in a
         # cold process 97 -> 50 s, later epochs the same (42.6 vs 42.2 s for two), because the encoder skips
         # whole pad chunks at run time. Evaluation stays bucketed: its 2,000-review pass at one width ran
-        # 28.4 -> 32.7 s warm (runs/width_ab.py, ulmfit_speed.md).
+        # 28.4 -> 32.7 s warm (experiments/bench/clas_stage_seconds.py, ulmfit_speed.md).
         if one_width and not self.buckets:
             raise ValueError("one_width=True needs buckets=True (rows are laid out for the batch's longest "
                              "document, then shifted by whole pad chunks to the common width)")
         auto = self.shuffle and max_len is not None and self.buckets
         self.one_width = auto if one_width is None else bool(one_width)
-        self._width = bucket_len(int(self.lens.max()) if len(self.lens) else 1, self.seq_len) \
-            if self.buckets else max(1, int(self.lens.max()) if len(self.lens) else 1)
+        self._width = bucket_len(int(self.lens.max()) if len(self.lens) else 1, self.seq_len)
         if self.drop_last and len(self.docs) < self.bs:
             raise ValueError(f"only {len(self.docs)} documents for batch size {self.bs} with drop_last=True: "
                              "lower bs")
