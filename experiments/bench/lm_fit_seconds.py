@@ -1,6 +1,6 @@
 """Seconds for one epoch of bf16 LM fine-tuning of a shipped LM, for A/B runs between checkouts or weights.
 
-    PYTHONPATH=<checkout> python -m experiments.bench.lm_fit_seconds [--pretrained english-large]
+    cd <checkout> && python -m experiments.bench.lm_fit_seconds [--pretrained english-large]   # -m puts the cwd first
     python -m experiments.bench.lm_fit_seconds --weights A.npz --vocab A.vocab.json   # A/B weights, same code
 
 800 documents of 250 words drawn from the LM's own vocabulary (181k tokens), bs 64, every layer trained; the
