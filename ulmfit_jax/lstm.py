@@ -169,11 +169,12 @@ def _layer_fwd(x, w_ih, bias, w_hh, h0, c0, unroll, dtype=None):
     x = x if dtype is None else x.astype(dtype)  # kept for dW_ih in the compute dtype: half the memory
     xg = einsum("tbi,ig->tbg", x, w_ih, dtype) + bias
     (hs, carry), res = _lstm_fwd(xg, w_hh, h0, c0, unroll, dtype)
-    return (hs, carry), (x, w_ih, res)
+    return (hs, carry), (_as_bits(x), w_ih, res)  # bits: the classifier's chunk scan stacks this residual
 
 
 def _layer_bwd(unroll, dtype, res, cts):
     x, w_ih, scan_res = res
+    x = _from_bits(x, dtype)
     dzs, d_whh, dh0, dc0 = _lstm_bwd(unroll, dtype, scan_res, cts)
     t, b, n_in = x.shape
     dz = dzs.reshape(t * b, -1)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import pytest
 
 from ulmfit_jax import AWD_LSTM, language_model_learner, text_classifier_learner
+from ulmfit_jax.lstm import lstm_layer
 
 from .tiny_text import clas_dls, lm_dls, tiny_vocab
 
@@ -92,7 +94,35 @@ def test_bf16_train_step_runs_its_products_in_bf16(tmp_path, kind):
     train = learn.dls.train
     batch = learn._shard(next(iter(train.batches(0))), train.bs)
     state = learn.state.replace(carry=learn._fresh_carry(train.bs)) if kind == "lm" else learn.state
-    dots = _dots(learn._jit("train").lower(state, batch, learn.rng).compile().as_text())
+    hlo = learn._jit("train").lower(state, batch, learn.rng).compile().as_text()
+    dots = _dots(hlo)
     total = sum(f for *_, f in dots)
     in_f32 = sum(f for a, b, f in dots if (a, b) != ("bf16", "bf16"))
     assert len(dots) >= 10 and in_f32 <= (0 if kind == "lm" else 0.02) * total, (in_f32, total)
+    assert _fusions_updating_through_a_convert(hlo) == []  # the classifier's chunk scan stacks bf16 residuals
+
+
+def _fusions_updating_through_a_convert(hlo: str) -> list[str]:
+    """Names of compiled computations whose ``dynamic-update-slice`` result is converted as a whole (the
+    in-place update of a scan's stacked output turned into a pass over all of it)."""
+    bad = []
+    for comp in hlo.split("\n\n"):
+        lines = comp.strip().splitlines()
+        root = [ln for ln in lines if ln.lstrip().startswith("ROOT")]
+        if root and "dynamic-update-slice(" in comp and " convert(" in root[0]:
+            bad.append(lines[0].split(" ")[0])
+    return bad
+
+
+def test_lstm_bf16_backward_updates_its_stacked_gate_gradients_in_place():
+    """The backward scan stacks bfloat16 gate gradients; XLA:CPU upcast a bfloat16 ``dynamic-update-slice`` to
+    float32 and back around the whole (T, B, 4h) buffer at every step (O(T^2); 11% of an LM layer's fwd+bwd)."""
+    k = jax.random.split(jax.random.key(0), 3)
+    t, b, n_in, h = 12, 4, 8, 16
+    x, w_ih, w_hh = (jax.random.normal(k[0], (t, b, n_in)), jax.random.normal(k[1], (n_in, 4 * h)) * 0.3,
+                     jax.random.normal(k[2], (h, 4 * h)) * 0.3)
+    bias, h0, c0 = jnp.zeros(4 * h), jnp.zeros((b, h)), jnp.zeros((b, h))
+    grad = jax.jit(jax.grad(lambda *p: jnp.sum(lstm_layer(*p, h0, c0, 1, jnp.bfloat16)[0] ** 2), argnums=(0, 1, 3)))
+    hlo = grad.lower(x, w_ih, bias, w_hh).compile().as_text()
+    assert "dynamic-update-slice" in hlo
+    assert _fusions_updating_through_a_convert(hlo) == []
