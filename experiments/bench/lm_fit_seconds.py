@@ -3,8 +3,9 @@
     cd <checkout> && python -m experiments.bench.lm_fit_seconds [--pretrained english-large]   # -m puts the cwd first
     python -m experiments.bench.lm_fit_seconds --weights A.npz --vocab A.vocab.json   # A/B weights, same code
 
-800 documents of 250 words drawn from the LM's own vocabulary (181k tokens), bs 64, every layer trained; the
-first fit compiles, the next two are timed (wall and CPU seconds). Alternate checkouts and take medians.
+800 documents of 250 words drawn from the LM's own vocabulary (181k tokens), bs 64, every layer trained
+(``--frozen``: the frozen stage); the first fit compiles, the next two are timed (wall and CPU seconds). Alternate
+checkouts and take medians.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def main(argv: list[str] | None = None) -> list[float]:
     ap.add_argument("--docs", type=int, default=800)
     ap.add_argument("--words", type=int, default=5000,
                     help="distinct words of the texts, ~ the LM vocabulary (the 200-label protocol's: ~16,300)")
+    ap.add_argument("--frozen", action="store_true",
+                    help="time the frozen stage (fastai's freeze(): only the embedding and decoder train), as the "
+                         "protocol's first epoch, instead of every layer")
+    ap.add_argument("--fits", type=int, default=2, help="timed fits after the compiling one (more: whether a "
+                    "long process drifts)")
     a = ap.parse_args(argv)
     import ulmfit_jax
     from experiments.few_label import _pretrained
@@ -37,15 +43,16 @@ def main(argv: list[str] | None = None) -> list[float]:
     dls = TextDataLoaders.from_df(pd.DataFrame({"text": texts}), text_col="text", is_lm=True, valid_pct=0.1, bs=64,
                                   seed=0)
     learn = language_model_learner(dls, AWD_LSTM, drop_mult=0.3, pretrained_fnames=pre, progress=False).to_bf16()
-    learn.unfreeze()
+    learn.freeze() if a.frozen else learn.unfreeze()
     learn.fit_one_cycle(1, 1e-3)  # compiles
     walls = []
-    for i in range(2):
+    for i in range(a.fits):
         t0, c0 = time.perf_counter(), time.process_time()
         learn.fit_one_cycle(1, 1e-3)
         walls.append(time.perf_counter() - t0)
         print(f"{ulmfit_jax.__file__} {pre.weights}: fit {i}: {walls[-1]:.1f}s wall, "
-              f"{time.process_time() - c0:.1f}s CPU, {dls.train.n_tokens} tokens, vocab {len(dls.vocab)}", flush=True)
+              f"{time.process_time() - c0:.1f}s CPU, {dls.train.n_tokens} tokens, vocab {len(dls.vocab)}"
+              f"{', frozen' if a.frozen else ''}", flush=True)
     return walls
 
 

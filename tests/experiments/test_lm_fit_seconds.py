@@ -13,6 +13,13 @@ def test_two_timed_fits_on_a_shipped_lm(capsys):
     assert "fit 0:" in out and "fit 1:" in out and " tokens" in out
 
 
+def test_frozen_stage_and_more_fits(capsys):
+    walls = lm_fit_seconds.main(["--pretrained", "english-small", "--docs", "200", "--frozen", "--fits", "3"])
+    assert len(walls) == 3
+    out = capsys.readouterr().out
+    assert out.count(", frozen") == 3 and "fit 2:" in out
+
+
 def test_weights_files_instead_of_a_name(capsys):
     pre = pretrained_lm("english-small")
     walls = lm_fit_seconds.main(["--weights", str(pre.weights), "--vocab", str(pre.vocab), "--docs", "200"])

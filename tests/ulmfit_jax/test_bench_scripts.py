@@ -22,4 +22,7 @@ def test_layer_bench_runs_without_reference(tmp_path):
     out = tmp_path / "layer.json"
     res = bench_layer(["--steps", "3", "--bs", "2", "--n-in", "4", "--n-hid", "8", "--repeats", "1",
                        "--ref-python", "", "--out", str(out)])
-    assert res["ours_s"] > 0 and "torch" not in res and out.is_file()
+    assert res["ours_s"] > 0 and "torch" not in res and out.is_file() and res["ours_dtype"] == "fp32"
+    res = bench_layer(["--steps", "3", "--bs", "2", "--n-in", "4", "--n-hid", "8", "--repeats", "1",
+                       "--ref-python", "", "--bf16"])
+    assert res["ours_s"] > 0 and res["ours_dtype"] == "bf16"
