@@ -55,6 +55,7 @@ DEFAULT_PRETRAINED = "english-large"
 # reached 1.000 (measured): the baseline gets the rate that lets it learn.
 SCRATCH_LR = 3e-3
 MAX_LEN = 72 * 4  # classifier documents keep their last 288 tokens (IMDB sample: median ~230)
+EXAMPLE_REVIEW = "The acting was superb and the story was moving. Overall a wonderful movie, I loved it!"
 POSITIVE = ["great", "wonderful", "brilliant", "moving", "funny", "superb", "beautiful", "touching", "excellent",
             "charming", "gripping", "delightful"]
 NEGATIVE = ["boring", "awful", "terrible", "dull", "stupid", "painful", "weak", "horrible", "lame", "tedious",
@@ -178,7 +179,10 @@ def run(data_dir: str | None = None, quick: bool = False, plots_dir: Path | None
         clas_acc = clas.validate()[1]
         if plots_dir is not None:
             clas.recorder.plot_loss(fname=str(plots_dir / "text_classifier_loss.png"))
-        label, _, probs = clas.predict("I really liked this movie, the acting was brilliant!")
+        # a review both data sources can decide: the generated reviews put "the acting was brilliant" in either
+        # class ("Only the acting was brilliant." is a negative review's contrary remark), and "liked" in neither,
+        # so the former example got a confident coin flip there (positive 0.99, later negative 0.99)
+        label, _, probs = clas.predict(EXAMPLE_REVIEW)
 
         print("\n3) The same classifier from scratch (no pretrained encoder)")
         scratch = text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5, config=pre.config, pretrained=False,
