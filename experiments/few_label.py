@@ -56,7 +56,7 @@ TEST_SEED = 1234
 # The shipped LM the protocol starts from (--pretrained to change it): the best measured for transfer
 # (200 labels, mean of three draws: english-large 83.3 in bf16 (four epochs of pretraining; three 81.7, two 79.5,
 # one 74.6), english-medium 71.3 (two draws), english-small 58.7; tf-idf 77.2).
-DEFAULT_PRETRAINED = "english-large"
+DEFAULT_PRETRAINED = "english-large"  # ulmfit_jax.pretrained.DEFAULT_MODEL (a literal: no JAX import here)
 SCHEDULE = [(None, 2, 2e-2), (-2, 2, 1e-2), (-3, 2, 5e-3), (0, 4, 1e-3)]
 SCRATCH_LRS = (3e-3, 1e-2)
 MONITOR = 100

@@ -45,12 +45,13 @@ from ulmfit_jax import (
     pretrained_lm,
     text_classifier_learner,
 )
+from ulmfit_jax.pretrained import DEFAULT_MODEL
 
 # The shipped LM the main job starts from (--pretrained to change it). english-large, measured against the
 # smaller ones (experiments/results/ulmfit_few_label.md): IMDB sample 0.865 with its four epochs of pretraining
 # (tf-idf 0.820; three epochs 0.845, two 0.825) against english-medium's 0.760 and english-small's 0.630; generated
 # reviews 1.000 (medium 1.000, small 0.988) in 4.9-6.6 min on 2 cores.
-DEFAULT_PRETRAINED = "english-large"
+DEFAULT_PRETRAINED = DEFAULT_MODEL  # english-large
 # From scratch at 1e-2 the 128/512/3 classifier diverged on the generated reviews (0.438, 5 epochs) while 3e-3
 # reached 1.000 (measured): the baseline gets the rate that lets it learn.
 SCRATCH_LR = 3e-3

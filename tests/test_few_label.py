@@ -75,6 +75,8 @@ def test_the_protocol_starts_from_a_shipped_lm_by_default():
     from ulmfit_jax import pretrained_lm
 
     assert pretrained_lm(few_label.DEFAULT_PRETRAINED).verify().config["emb_sz"] > 0
+    # the protocol calls pretrained_lm() with no name: it must be the model our results are for
+    assert pretrained_lm().name == few_label.DEFAULT_PRETRAINED == "english-large"
 
 
 def test_precision_defaults_to_bf16_where_the_hardware_has_it(monkeypatch):

@@ -151,10 +151,11 @@ def test_export_to_fastai_format(shipped, tmp_path):
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_the_shipped_model_is_installed_and_intact():
-    names = available_models()
-    assert "english-small" in names
-    lm = pretrained_lm("english-small").verify()
+@pytest.mark.parametrize("name", ["english-small", "english-medium", "english-large", None])
+def test_the_shipped_model_is_installed_and_intact(name):
+    assert {"english-small", "english-medium", "english-large"} <= set(available_models())
+    lm = (pretrained_lm() if name is None else pretrained_lm(name)).verify()
+    assert lm.name == (name or "english-large")  # no name: the model that transfers in the few-label protocol
     assert lm.weights.parent == MODELS_DIR and lm.weights.suffix == ".npz" and lm.vocab.suffix == ".json"
     assert sum(p.stat().st_size for p in lm) <= 25 * 2**20
     wgts = load_state_dict(lm.weights)
