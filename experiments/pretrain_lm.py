@@ -87,11 +87,26 @@ def nltk_documents(path: Path, name: str) -> Iterator[str]:
                 yield text
 
 
+def wikitext_file(path: Path) -> list[str]:
+    """The articles of one WikiText ``.tokens`` file; a missing file or one without articles is refused by name."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no pretraining text: {path} does not exist (WikiText-103's wiki.train/valid/test"
+                                ".tokens are expected in that folder)")
+    arts = list(wikitext_articles(path))
+    if not arts:
+        raise ValueError(f"no pretraining text: {path} holds no WikiText articles ('= Title =' lines followed by text)")
+    return arts
+
+
 def english_corpus(root: Path, max_words: int | None = None) -> tuple[list[str], list[str]]:
     """(training documents, validation documents = WikiText-103 test articles)."""
     lm = root / "english_lm" if (root / "english_lm").is_dir() else root
-    valid = list(wikitext_articles(lm / "wikitext-103" / "wiki.test.tokens"))
-    train = list(wikitext_articles(lm / "wikitext-103" / "wiki.valid.tokens"))
+    if not (lm / "wikitext-103").is_dir():
+        raise FileNotFoundError(f"no pretraining text under {root}: expected english_lm/wikitext-103/ (or "
+                                "wikitext-103/) with wiki.valid.tokens and wiki.test.tokens, and optionally "
+                                "nltk_corpora/*.zip (config.data_dir; the shared data's README)")
+    valid = wikitext_file(lm / "wikitext-103" / "wiki.test.tokens")
+    train = wikitext_file(lm / "wikitext-103" / "wiki.valid.tokens")
     for name in NLTK_PLAIN + ("brown",):
         z = lm / "nltk_corpora" / f"{name}.zip"
         if z.is_file():
@@ -307,8 +322,8 @@ def corpus_from_config(c) -> tuple[list[str], list[str], list[str] | None, str]:
     heldout = None
     if c.wikitext103:
         root = Path(c.wikitext103)
-        train = list(wikitext_articles(root / "wiki.train.tokens"))
-        valid = list(wikitext_articles(root / "wiki.valid.tokens"))
+        train = wikitext_file(root / "wiki.train.tokens")
+        valid = wikitext_file(root / "wiki.valid.tokens")
         return train, valid, None, f"WikiText-103 train ({root})"
     if c.corpus == "generated":
         from experiments.text_lesson import generated_reviews

@@ -146,3 +146,28 @@ def test_the_shipped_description_names_the_lm_a_run_continued():
     assert manifest["english-large"]["description"] == desc
     medium = json.loads((results / "pretrained_lm_medium_report.json").read_text())
     assert manifest["english-medium"]["description"] == shipped_description(medium)
+
+
+def test_a_corpus_folder_without_text_is_refused_by_name(tmp_path):
+    from experiments.configs.pretrain_lm_cpu import get_config
+    from experiments.pretrain_lm import corpus_from_config, review_corpus
+
+    c = get_config()
+    c.data_dir = str(tmp_path)
+    for corpus in ("english", "reviews", "reviews+english"):
+        c.corpus = corpus
+        with pytest.raises(FileNotFoundError, match=f"no pretraining text under {tmp_path}: expected english_lm"):
+            corpus_from_config(c)
+    wiki = tmp_path / "english_lm" / "wikitext-103"
+    wiki.mkdir(parents=True)
+    (wiki / "wiki.test.tokens").write_text("\n \n")  # there, but without an article
+    (wiki / "wiki.valid.tokens").write_text(" = Title = \n\n Some text of an article .\n")
+    c.corpus = "english"
+    with pytest.raises(ValueError, match=r"wiki.test.tokens holds no WikiText articles"):
+        corpus_from_config(c)
+    c.wikitext103 = str(tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match=r"elsewhere/wiki.train.tokens does not exist"):
+        corpus_from_config(c)
+    (tmp_path / "imdb" / "aclImdb" / "train" / "pos").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"holds no review text under train/"):
+        review_corpus(tmp_path, heldout=10)
