@@ -19,6 +19,8 @@ import os
 import time
 from pathlib import Path
 
+import experiments.few_label as fl  # no JAX at import
+
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,9 +31,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reviews", default=None, help="a review corpus (train/<class>, test/<class>) instead of IMDB")
     ap.add_argument("--labels", type=int, default=200)
     ap.add_argument("--test", type=int, default=2000)
-    ap.add_argument("--pretrained", default="english-large", help="the shipped LM whose sizes and vocabulary to use")
+    ap.add_argument("--pretrained", default=fl.DEFAULT_PRETRAINED,
+                    help="the shipped LM whose sizes and vocabulary to use")
     a = ap.parse_args(argv)
-    import experiments.few_label as fl
     from learner_jax import accuracy
     from ulmfit_jax import AWD_LSTM, pretrained_lm, text_classifier_learner
     from ulmfit_jax.weights import load_vocab

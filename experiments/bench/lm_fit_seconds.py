@@ -16,10 +16,12 @@ import time
 import numpy as np
 import pandas as pd
 
+from experiments.few_label import DEFAULT_PRETRAINED, _pretrained  # no JAX at import
+
 
 def main(argv: list[str] | None = None) -> list[float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pretrained", default="english-large")
+    ap.add_argument("--pretrained", default=DEFAULT_PRETRAINED)
     ap.add_argument("--weights", help="an LM weights file instead of the shipped --pretrained one")
     ap.add_argument("--vocab", help="its vocabulary (with --weights)")
     ap.add_argument("--docs", type=int, default=800)
@@ -32,7 +34,6 @@ def main(argv: list[str] | None = None) -> list[float]:
                     "long process drifts)")
     a = ap.parse_args(argv)
     import ulmfit_jax
-    from experiments.few_label import _pretrained
     from ulmfit_jax import AWD_LSTM, TextDataLoaders, language_model_learner
     from ulmfit_jax.weights import load_vocab
 
